@@ -1,0 +1,1 @@
+"""The ``qianmian`` command line (Typer + Rich)."""

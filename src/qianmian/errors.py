@@ -1,0 +1,62 @@
+"""The qianmian exception tree.
+
+Every error raised on purpose by qianmian derives from :class:`QianmianError`, and also from the
+built-in exception a caller would naturally catch::
+
+    QianmianError
+    ├── ConfigError(ValueError)          settings or a configuration file is invalid
+    ├── SchemaError(ValueError)          a table or field is not in the data dictionary, or a
+    │                                    definition refers to one that does not exist
+    ├── ValidationError(ValueError)      input data breaks the data dictionary (type, range, enum ...)
+    │   └── MappingError                 an import column mapping is invalid
+    ├── ImportFileError(ValueError)      an import file cannot be read (missing, encoding, format)
+    ├── NotFoundError(LookupError)       a table, customer or object does not exist
+    └── StoreError(ConnectionError)      a storage backend cannot be reached or failed mid-operation
+
+Messages are full sentences that name the field, the value and what to do about it.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigError",
+    "ImportFileError",
+    "MappingError",
+    "NotFoundError",
+    "QianmianError",
+    "SchemaError",
+    "StoreError",
+    "ValidationError",
+]
+
+
+class QianmianError(Exception):
+    """Root of every error qianmian raises on purpose."""
+
+
+class ConfigError(QianmianError, ValueError):
+    """Settings or a configuration file is invalid."""
+
+
+class SchemaError(QianmianError, ValueError):
+    """A table or field is unknown to the data dictionary, or a definition is inconsistent."""
+
+
+class ValidationError(QianmianError, ValueError):
+    """Input data breaks the data dictionary."""
+
+
+class MappingError(ValidationError):
+    """An import column mapping is invalid."""
+
+
+class ImportFileError(QianmianError, ValueError):
+    """An import file cannot be read."""
+
+
+class NotFoundError(QianmianError, LookupError):
+    """A table, customer or object does not exist."""
+
+
+class StoreError(QianmianError, ConnectionError):
+    """A storage backend cannot be reached or failed during an operation."""
