@@ -41,7 +41,9 @@ class DuckDBStoreConfig(BaseModel):
     """Embedded store: one DuckDB file in the workspace."""
 
     type: Literal["duckdb"] = "duckdb"
-    path: Path | None = Field(None, description="Database file; default <workspace>/qianmian.duckdb")
+    path: Path | None = Field(
+        None, description="Database file; default <workspace>/qianmian.duckdb"
+    )
     threads: int | None = Field(None, ge=1, description="DuckDB worker threads; default all cores")
     memory_limit: str | None = Field(None, description="DuckDB memory limit, e.g. '4GB'")
 
@@ -50,10 +52,14 @@ class PostgresStoreConfig(BaseModel):
     """Production store: tables in a PostgreSQL schema."""
 
     type: Literal["postgres"]
-    dsn: str = Field("postgresql://postgres@127.0.0.1:5432/postgres",
-                     description="libpq connection string")
-    db_schema: str = Field("qianmian", pattern=r"^[a-z_][a-z0-9_]*$",
-                           description="PostgreSQL schema holding qianmian's tables")
+    dsn: str = Field(
+        "postgresql://postgres@127.0.0.1:5432/postgres", description="libpq connection string"
+    )
+    db_schema: str = Field(
+        "qianmian",
+        pattern=r"^[a-z_][a-z0-9_]*$",
+        description="PostgreSQL schema holding qianmian's tables",
+    )
 
 
 StoreConfig = Annotated[DuckDBStoreConfig | PostgresStoreConfig, Field(discriminator="type")]
@@ -62,8 +68,9 @@ StoreConfig = Annotated[DuckDBStoreConfig | PostgresStoreConfig, Field(discrimin
 class Settings(BaseSettings):
     """Everything that varies between installations. Build backends with the ``build_*`` methods."""
 
-    model_config = SettingsConfigDict(env_prefix="QIANMIAN_", env_nested_delimiter="__",
-                                      extra="forbid")
+    model_config = SettingsConfigDict(
+        env_prefix="QIANMIAN_", env_nested_delimiter="__", extra="forbid"
+    )
 
     workspace: Path = Field(DEFAULT_WORKSPACE, description="Folder holding data and state")
     store: StoreConfig = Field(default_factory=DuckDBStoreConfig)
@@ -102,8 +109,11 @@ def load_settings(workspace: Path | str | None = None, **overrides: object) -> S
 
     Invalid values raise :class:`~qianmian.errors.ConfigError` naming the setting.
     """
-    ws = Path(workspace) if workspace is not None else Path(
-        os.environ.get("QIANMIAN_WORKSPACE", DEFAULT_WORKSPACE))
+    ws = (
+        Path(workspace)
+        if workspace is not None
+        else Path(os.environ.get("QIANMIAN_WORKSPACE", DEFAULT_WORKSPACE))
+    )
     token = _toml_file.set(ws / CONFIG_FILE_NAME)
     try:
         kwargs = dict(overrides)

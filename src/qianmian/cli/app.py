@@ -27,13 +27,23 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def root(
-    workspace: Annotated[Path | None, typer.Option(
-        "--workspace", "-w", help="Workspace folder (default ./qianmian-workspace, "
-        "or $QIANMIAN_WORKSPACE).")] = None,
-    debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks and debug logs.")]
-    = False,
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
-                                          help="Print the version and exit.")] = False,
+    workspace: Annotated[
+        Path | None,
+        typer.Option(
+            "--workspace",
+            "-w",
+            help="Workspace folder (default ./qianmian-workspace, or $QIANMIAN_WORKSPACE).",
+        ),
+    ] = None,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show full tracebacks and debug logs.")
+    ] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
 ) -> None:
     """千面 qianmian command line."""
     state.workspace = str(workspace) if workspace is not None else None

@@ -20,6 +20,5 @@ def table(name: str) -> Table:
         return TABLES[name]
     except KeyError:
         raise SchemaError(
-            f"There is no table '{name}' in the data dictionary. "
-            f"Known tables: {', '.join(TABLES)}."
+            f"There is no table '{name}' in the data dictionary. Known tables: {', '.join(TABLES)}."
         ) from None

@@ -149,8 +149,9 @@ class Table:
 
     @property
     def arrow_schema(self) -> pa.Schema:
-        return pa.schema([pa.field(f.name, f.arrow_type, nullable=not f.required)
-                          for f in self.fields])
+        return pa.schema(
+            [pa.field(f.name, f.arrow_type, nullable=not f.required) for f in self.fields]
+        )
 
     @property
     def pii_fields(self) -> dict[str, str]:

@@ -43,10 +43,12 @@ def dictionary_markdown(names: list[str] | None = None) -> str:
         t = TABLES[name]
         out += [f"## `{t.name}` — {t.zh} / {t.en}", ""]
         if t.grain_en:
-            out += [f"Grain: {t.grain_en}. Primary key: "
-                    f"{', '.join(f'`{k}`' for k in t.primary_key) or '—'}.", ""]
-        out += ["| field | type | 说明 | description | constraints |",
-                "|---|---|---|---|---|"]
+            out += [
+                f"Grain: {t.grain_en}. Primary key: "
+                f"{', '.join(f'`{k}`' for k in t.primary_key) or '—'}.",
+                "",
+            ]
+        out += ["| field | type | 说明 | description | constraints |", "|---|---|---|---|---|"]
         for f in t.fields:
             cons = f.constraint_text().replace("|", "\\|")
             out.append(f"| `{f.name}` | {f.type} | {f.zh} | {f.en} | {cons} |")

@@ -1,0 +1,1 @@
+"""Analytics: summaries, attribution, ROI, experiments and the HTML reports."""
