@@ -53,6 +53,7 @@ class World:
             )
         self.manifest = json.loads(manifest.read_text())
         self.seed = int(self.manifest["config"]["seed"])
+        self.report: GenerationReport | None = None  # set when generated in this process
 
     @classmethod
     def generate(
@@ -65,8 +66,11 @@ class World:
     ) -> World:
         """Generate a bank into ``workspace`` (replacing any earlier one) and open it."""
         ws = Path(workspace)
-        generate_world(config, ws / "data", ws / "world", workers=workers, progress=progress)
-        return cls(ws)
+        report = generate_world(config, ws / "data", ws / "world", workers=workers,
+                                progress=progress)
+        world = cls(ws)
+        world.report = report
+        return world
 
     def table(self, name: str, columns: list[str] | None = None) -> pa.Table:
         """One of the bank's tables (or a hidden one) as Arrow."""

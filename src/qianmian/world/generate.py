@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing as mp
+import resource
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -96,6 +97,7 @@ class GenerationReport:
     config: WorldConfig
     rows: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+    peak_worker_rss_gb: float = 0.0
 
 
 def _rng(seed: int, *key: int) -> np.random.Generator:
@@ -136,7 +138,8 @@ def _generate_chunk(
         "traits": _write(T.traits_table(pop, stmts, loans), hidden / "traits" / part),
         "life_events": _write(T.life_events_table(pop, events), hidden / "life_events" / part),
     }
-    return out
+    peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
+    return out, peak_gb
 
 
 def generate_world(
@@ -173,8 +176,9 @@ def generate_world(
     report = GenerationReport(config)
     done = 0
 
-    def add(rows: dict[str, int]) -> None:
+    def add(rows: dict[str, int], peak_gb: float = 0.0) -> None:
         nonlocal done
+        report.peak_worker_rss_gb = max(report.peak_worker_rss_gb, peak_gb)
         for key, v in rows.items():
             report.rows[key] = report.rows.get(key, 0) + v
         done += 1
@@ -183,7 +187,7 @@ def generate_world(
 
     if workers <= 1 or len(chunks) == 1:
         for k, first, n in chunks:
-            add(_generate_chunk(config, k, first, n, str(data_dir), str(hidden_dir)))
+            add(*_generate_chunk(config, k, first, n, str(data_dir), str(hidden_dir)))
     else:
         ctx = mp.get_context("forkserver")
         with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
@@ -192,7 +196,7 @@ def generate_world(
                 for k, first, n in chunks
             ]
             for fut in as_completed(futures):
-                add(fut.result())
+                add(*fut.result())
 
     merchants = build_merchants(_rng(config.seed, 0))
     add(

@@ -131,7 +131,9 @@ def draw_population(
 
     band = rng.choice(len(_AGE_SHARE), size=n, p=_AGE_SHARE / _AGE_SHARE.sum())
     age = rng.integers(_AGE_BANDS[band], _AGE_BANDS[band + 1])
-    birth = ref - (age * 365.25 + rng.integers(0, 365, n)).astype("timedelta64[D]")
+    birth = ref - (np.ceil(age * 365.25).astype(np.int64) + rng.integers(1, 365, n)).astype(
+        "timedelta64[D]"
+    )
     gender = np.where(rng.random(n) < 0.52, "M", "F")
 
     city = rng.choice(len(CITIES), size=n, p=city_weights())

@@ -118,10 +118,12 @@ class Oracle:
         out = pd.DataFrame(False, index=range(len(req)), columns=list(EVENT_TYPES))
         m = req.merge(self.events, on="customer_id")
         if len(m):
-            rel = (m["t"].to_numpy() - m["day"].to_numpy().astype("datetime64[D]")).astype(np.int64)
+            t = m["t"].to_numpy().astype("datetime64[D]")
+            day = m["day"].to_numpy().astype("datetime64[D]")
+            rel = (t - day).astype("timedelta64[D]").astype(np.int64)
             for k, name in enumerate(EVENT_TYPES):
                 lo, hi = NEED_WINDOWS[name]
-                hit = (m["event_type"].to_numpy() == k) & (rel >= -hi) & (rel <= -lo)
+                hit = (m["event_type"].to_numpy() == k) & (rel >= lo) & (rel <= hi)
                 out.loc[np.unique(m["req"].to_numpy()[hit]), name] = True
         return out
 
