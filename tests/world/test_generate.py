@@ -19,8 +19,10 @@ from qianmian.world.pii import is_luhn_valid, is_valid_national_id
 
 
 def _digest(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*.parquet"))}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*.parquet"))
+    }
 
 
 def test_same_seed_same_bytes_whatever_the_worker_count(tmp_path, monkeypatch):
@@ -34,11 +36,14 @@ def test_same_seed_same_bytes_whatever_the_worker_count(tmp_path, monkeypatch):
     assert _digest(c.data_dir) != _digest(a.data_dir)
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [
-    ({"customers": 0}, "'customers' parameter must be a positive int"),
-    ({"months": 0}, "'months' parameter must be an int from 1 to 60"),
-    ({"seed": -1}, "'seed' parameter must be a non-negative int"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"customers": 0}, "'customers' parameter must be a positive int"),
+        ({"months": 0}, "'months' parameter must be an int from 1 to 60"),
+        ({"seed": -1}, "'seed' parameter must be a non-negative int"),
+    ],
+)
 def test_invalid_config(kwargs, message):
     with pytest.raises(ConfigError, match=message):
         WorldConfig(**kwargs)
@@ -134,8 +139,9 @@ def test_life_events_show_up_ahead_in_app_and_spending(small_world):
     trips = trips.merge(traits, on="customer_id")
     trips = trips[trips.app_user].drop_duplicates(["customer_id"])[["customer_id", "day"]]
     rng = np.random.default_rng(0)
-    control = trips.assign(day=trips["day"] + pd.to_timedelta(
-        rng.choice([-1, 1], len(trips)) * 90, unit="D"))
+    control = trips.assign(
+        day=trips["day"] + pd.to_timedelta(rng.choice([-1, 1], len(trips)) * 90, unit="D")
+    )
     app = small_world.table("app_events", ["customer_id", "ts", "page"]).to_pandas()
     travel_pages = app[app["page"].isin(["card_travel", "travel_deals"])]
     before = _event_window_rate(travel_pages, trips, -42, -3)
@@ -149,8 +155,9 @@ def test_life_events_show_up_ahead_in_app_and_spending(small_world):
     booked_control = _event_window_rate(bookings, control, -35, -3)
     assert booked > 2 * booked_control, (booked, booked_control)
 
-    homes = ev[(ev.event_name == "renovation") & (ev.day >= "2026-01-01")
-               & (ev.day < "2026-08-01")][["customer_id", "day"]]
+    homes = ev[
+        (ev.event_name == "renovation") & (ev.day >= "2026-01-01") & (ev.day < "2026-08-01")
+    ][["customer_id", "day"]]
     home_tx = tx[tx["category"] == "家装"]
     after = _event_window_rate(home_tx, homes, 0, 30)
     before_works = _event_window_rate(home_tx, homes, -90, -31)

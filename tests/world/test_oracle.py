@@ -13,15 +13,17 @@ from qianmian.world import TRUTH_COLUMNS
 def _contacts(world, n: int, offer: str, channel: str, seed: int = 0) -> pd.DataFrame:
     ids = world.table("customers", ["customer_id"]).column(0).to_numpy()
     rng = np.random.default_rng(seed)
-    return pd.DataFrame({
-        "contact_id": np.arange(1, n + 1),
-        "customer_id": rng.choice(ids, n),
-        "offer_id": offer,
-        "channel": channel,
-        # spread over months so that fatigue stays low and life events vary
-        "ts": pd.Timestamp("2026-03-01 10:00") + pd.to_timedelta(rng.integers(0, 180, n), "D"),
-        "is_holdout": rng.random(n) < 0.5,
-    })
+    return pd.DataFrame(
+        {
+            "contact_id": np.arange(1, n + 1),
+            "customer_id": rng.choice(ids, n),
+            "offer_id": offer,
+            "channel": channel,
+            # spread over months so that fatigue stays low and life events vary
+            "ts": pd.Timestamp("2026-03-01 10:00") + pd.to_timedelta(rng.integers(0, 180, n), "D"),
+            "is_holdout": rng.random(n) < 0.5,
+        }
+    )
 
 
 def _within_ci(observed: np.ndarray, p: np.ndarray, z: float = 4.0) -> bool:
@@ -30,16 +32,18 @@ def _within_ci(observed: np.ndarray, p: np.ndarray, z: float = 4.0) -> bool:
     return abs(observed.sum() - mean) <= z * sd + 1
 
 
-@pytest.mark.parametrize(("offer", "channel"), [
-    ("OF-DINING-COUPON", "app_push"),
-    ("OF-INST-12", "sms"),
-    ("OF-WM-R3", "call_center"),
-])
+@pytest.mark.parametrize(
+    ("offer", "channel"),
+    [
+        ("OF-DINING-COUPON", "app_push"),
+        ("OF-INST-12", "sms"),
+        ("OF-WM-R3", "call_center"),
+    ],
+)
 def test_respond_matches_the_oracle(small_world, offer, channel):
     contacts = _contacts(small_world, 40_000, offer, channel)
     responses = small_world.respond(contacts, seed=3)
-    truth = small_world.oracle().truth(
-        contacts.assign(recent_contacts=0 * contacts.contact_id))
+    truth = small_world.oracle().truth(contacts.assign(recent_contacts=0 * contacts.contact_id))
     holdout = contacts["is_holdout"].to_numpy()
 
     def got(kind: str) -> np.ndarray:
@@ -51,7 +55,8 @@ def test_respond_matches_the_oracle(small_world, offer, channel):
     from qianmian.world.respond import recent_contact_counts
 
     truth = small_world.oracle().truth(
-        contacts.assign(recent_contacts=recent_contact_counts(contacts)))
+        contacts.assign(recent_contacts=recent_contact_counts(contacts))
+    )
     approved = got("approved")
     assert _within_ci(approved[~holdout], truth["p_contacted"].to_numpy()[~holdout])
     assert _within_ci(approved[holdout], truth["p_baseline"].to_numpy()[holdout])
@@ -100,8 +105,13 @@ def test_life_event_raises_need(small_world):
     ev["day"] = pd.to_datetime(ev["day"])
     trips = ev[(ev.event_name == "travel") & (ev.day > pd.Timestamp("2026-03-01"))].head(500)
     oracle = small_world.oracle()
-    req = pd.DataFrame({"customer_id": trips.customer_id.to_numpy(),
-                        "offer_id": "OF-TRAVEL-CASHBACK", "channel": "sms"})
+    req = pd.DataFrame(
+        {
+            "customer_id": trips.customer_id.to_numpy(),
+            "offer_id": "OF-TRAVEL-CASHBACK",
+            "channel": "sms",
+        }
+    )
     during = oracle.truth(req.assign(ts=pd.to_datetime(trips.day.to_numpy()) - pd.Timedelta("20D")))
     far = oracle.truth(req.assign(ts=pd.to_datetime(trips.day.to_numpy()) - pd.Timedelta("200D")))
     assert during["p_baseline"].mean() > 3 * far["p_baseline"].mean()
@@ -110,20 +120,34 @@ def test_life_event_raises_need(small_world):
 def test_card_already_held_cannot_convert(small_world):
     h = small_world.table("holdings").to_pandas()
     plat = h[h.product_id == "CC-PLAT"].head(50)
-    req = pd.DataFrame({"customer_id": plat.customer_id.to_numpy(),
-                        "offer_id": "OF-PLAT-FEEWAIVE", "channel": "sms",
-                        "ts": pd.Timestamp("2026-10-30")})
+    req = pd.DataFrame(
+        {
+            "customer_id": plat.customer_id.to_numpy(),
+            "offer_id": "OF-PLAT-FEEWAIVE",
+            "channel": "sms",
+            "ts": pd.Timestamp("2026-10-30"),
+        }
+    )
     t = small_world.oracle().truth(req)
     assert (t["p_baseline"] == 0).all() and (t["p_contacted"] == 0).all()
 
 
-@pytest.mark.parametrize(("change", "error", "pattern"), [
-    ({"offer_id": "OF-NOPE"}, NotFoundError, "offer_id 'OF-NOPE' is not an offer"),
-    ({"channel": "fax"}, ValidationError, "channel 'fax' is not one of"),
-    ({"customer_id": 10**9}, NotFoundError, "customer_id 1000000000 is not a customer"),
-])
+@pytest.mark.parametrize(
+    ("change", "error", "pattern"),
+    [
+        ({"offer_id": "OF-NOPE"}, NotFoundError, "offer_id 'OF-NOPE' is not an offer"),
+        ({"channel": "fax"}, ValidationError, "channel 'fax' is not one of"),
+        ({"customer_id": 10**9}, NotFoundError, "customer_id 1000000000 is not a customer"),
+    ],
+)
 def test_bad_requests_name_the_field(small_world, change, error, pattern):
-    req = pd.DataFrame({"customer_id": [1], "offer_id": ["OF-INST-6"], "channel": ["sms"],
-                        "ts": [pd.Timestamp("2026-05-01")]}).assign(**change)
+    req = pd.DataFrame(
+        {
+            "customer_id": [1],
+            "offer_id": ["OF-INST-6"],
+            "channel": ["sms"],
+            "ts": [pd.Timestamp("2026-05-01")],
+        }
+    ).assign(**change)
     with pytest.raises(error, match=pattern):
         small_world.oracle().truth(req)

@@ -85,7 +85,8 @@ def _figures(s: BankSummary) -> list[go.Figure]:
     m = s.monthly_by_category.copy()
     m["month"] = pd.to_datetime(m["month"])
     fig2 = go.Figure()
-    order = m.groupby("category")["spend"].sum().sort_values(ascending=False).index
+    totals = m.groupby("category")["spend"].sum().sort_values(ascending=False)
+    order = ["电商", *[c for c in totals.index if c != "电商"]]  # e-commerce at the base
     for cat in order:
         sub = m[m["category"] == cat]
         fig2.add_bar(name=cat, x=sub["month"], y=sub["spend"] / 1e4)

@@ -46,8 +46,7 @@ def root(
     ] = False,
 ) -> None:
     """千面 qianmian command line."""
-    state.workspace = str(workspace) if workspace is not None else None
-    state.debug = debug
+    state.reset(str(workspace) if workspace is not None else None, debug)
     configure_logging(debug)
 
 

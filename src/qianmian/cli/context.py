@@ -34,6 +34,11 @@ class AppState:
     def settings(self) -> Settings:
         return load_settings(self.workspace)
 
+    def reset(self, workspace: str | None, debug: bool) -> None:
+        """Start a new invocation: forget settings built for an earlier one."""
+        self.workspace, self.debug = workspace, debug
+        self.__dict__.pop("settings", None)
+
 
 state = AppState()
 

@@ -26,6 +26,7 @@ from qianmian import __version__
 from qianmian.errors import ConfigError
 from qianmian.world import tables as T
 from qianmian.world.app_activity import draw_app_events
+from qianmian.world.calendar import SPRING_FESTIVAL
 from qianmian.world.catalogue import offers_table, products_table
 from qianmian.world.holdings import draw_holdings, draw_loans, draw_statements
 from qianmian.world.identifiers import identifiers_table
@@ -75,6 +76,13 @@ class WorldConfig:
         if not isinstance(self.seed, int) or self.seed < 0:
             raise ConfigError(
                 f"The 'seed' parameter must be a non-negative int. Got {self.seed!r} instead."
+            )
+        years = range(self.start.year, self.end.year + 2)
+        if any(y not in SPRING_FESTIVAL for y in years):
+            raise ConfigError(
+                f"The simulated calendar knows Spring Festival only for {min(SPRING_FESTIVAL)}-"
+                f"{max(SPRING_FESTIVAL)}; a window from {self.start} for {self.months} months "
+                "needs more. Choose an earlier or a later start date."
             )
 
     @property

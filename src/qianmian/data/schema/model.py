@@ -85,18 +85,21 @@ class Field:
     def arrow_type(self) -> pa.DataType:
         return ARROW_TYPES[self.type]
 
-    def constraint_text(self) -> str:
-        """Human-readable constraints, for the printed dictionary."""
+    def constraint_text(self, *, max_values: int | None = 8) -> str:
+        """Human-readable constraints, for the printed dictionary (enums cut at ``max_values``)."""
         parts = []
         if self.required:
             parts.append("required")
         if self.enum is not None:
-            shown = ", ".join(self.enum[:8]) + (" ..." if len(self.enum) > 8 else "")
-            parts.append(f"one of: {shown}")
-        if self.min is not None or self.max is not None:
-            lo = "" if self.min is None else f"{self.min:g}"
-            hi = "" if self.max is None else f"{self.max:g}"
-            parts.append(f"range [{lo}, {hi}]")
+            shown = self.enum if max_values is None else self.enum[:max_values]
+            more = " ..." if len(shown) < len(self.enum) else ""
+            parts.append(f"one of: {', '.join(shown)}{more}")
+        if self.min is not None and self.max is not None:
+            parts.append(f"range [{self.min:g}, {self.max:g}]")
+        elif self.min is not None:
+            parts.append(f"≥ {self.min:g}")
+        elif self.max is not None:
+            parts.append(f"≤ {self.max:g}")
         if self.pattern is not None:
             parts.append(f"matches `{self.pattern}`")
         if self.references is not None:

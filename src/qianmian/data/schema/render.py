@@ -50,7 +50,7 @@ def dictionary_markdown(names: list[str] | None = None) -> str:
             ]
         out += ["| field | type | 说明 | description | constraints |", "|---|---|---|---|---|"]
         for f in t.fields:
-            cons = f.constraint_text().replace("|", "\\|")
+            cons = f.constraint_text(max_values=None).replace("|", "\\|")
             out.append(f"| `{f.name}` | {f.type} | {f.zh} | {f.en} | {cons} |")
         out.append("")
     return "\n".join(out)
