@@ -52,10 +52,12 @@ def root(
 
 def _register() -> None:
     """Attach each part's commands (kept in their own modules)."""
-    from qianmian.cli import commands_data, commands_world
+    from qianmian.cli import commands_data, commands_identity, commands_store, commands_world
 
     commands_world.register(app)
     commands_data.register(app)
+    commands_store.register(app)
+    commands_identity.register(app)
 
 
 _register()

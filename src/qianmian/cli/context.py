@@ -10,6 +10,7 @@ from typing import ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from qianmian.config import Settings, load_settings
 from qianmian.errors import QianmianError
@@ -53,7 +54,7 @@ def friendly_errors(func: Callable[P, R]) -> Callable[P, R]:
         except (QianmianError, FileNotFoundError, PermissionError) as e:
             if state.debug:
                 raise
-            err_console.print(f"[bold red]Error:[/] {e}", highlight=False)
+            err_console.print(f"[bold red]Error:[/] {escape(str(e))}", highlight=False)
             raise typer.Exit(code=1) from None
         except KeyboardInterrupt:
             err_console.print("[yellow]Interrupted.[/]")

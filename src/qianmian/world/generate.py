@@ -29,7 +29,7 @@ from qianmian.world.app_activity import draw_app_events
 from qianmian.world.calendar import SPRING_FESTIVAL
 from qianmian.world.catalogue import offers_table, products_table
 from qianmian.world.holdings import draw_holdings, draw_loans, draw_statements
-from qianmian.world.identifiers import identifiers_table
+from qianmian.world.identifiers import identifiers_table, sightings_table
 from qianmian.world.life_events import draw_life_events
 from qianmian.world.merchants import build_merchants
 from qianmian.world.pii import names
@@ -42,6 +42,7 @@ CHUNK_SIZE = 25_000
 BANK_TABLES = (
     "customers",
     "identifiers",
+    "identifier_sightings",
     "products",
     "holdings",
     "loans",
@@ -52,7 +53,7 @@ BANK_TABLES = (
     "offers",
 )
 CHUNKED = ("customers", "holdings", "loans", "statements", "transactions", "app_events")
-HIDDEN_TABLES = ("traits", "life_events")
+HIDDEN_TABLES = ("traits", "life_events", "identity_truth")
 
 
 @dataclass(frozen=True)
@@ -207,17 +208,18 @@ def generate_world(
                 add(*fut.result())
 
     merchants = build_merchants(_rng(config.seed, 0))
-    add(
-        {
-            "products": _write(products_table(), data_dir / "products" / "part-00000.parquet"),
-            "offers": _write(offers_table(), data_dir / "offers" / "part-00000.parquet"),
-            "merchants": _write(merchants.table, data_dir / "merchants" / "part-00000.parquet"),
-            "identifiers": _write(
-                identifiers_table(_rng(config.seed, 2), data_dir, hidden_dir),
-                data_dir / "identifiers" / "part-00000.parquet",
-            ),
-        }
-    )
+    identifiers = identifiers_table(_rng(config.seed, 2), data_dir, hidden_dir)
+    sightings, identity_truth = sightings_table(_rng(config.seed, 4), identifiers,
+                                                pq.read_table(data_dir / "holdings"))
+    first = "part-00000.parquet"
+    add({
+        "products": _write(products_table(), data_dir / "products" / first),
+        "offers": _write(offers_table(), data_dir / "offers" / first),
+        "merchants": _write(merchants.table, data_dir / "merchants" / first),
+        "identifiers": _write(identifiers, data_dir / "identifiers" / first),
+        "identifier_sightings": _write(sightings, data_dir / "identifier_sightings" / first),
+        "identity_truth": _write(identity_truth, hidden_dir / "identity_truth" / first),
+    })
     report.seconds = time.perf_counter() - t0
     manifest = {
         "qianmian_version": __version__,
