@@ -73,7 +73,7 @@ class Settings(BaseSettings):
     )
 
     workspace: Path = Field(DEFAULT_WORKSPACE, description="Folder holding data and state")
-    store: StoreConfig = Field(default_factory=DuckDBStoreConfig)
+    store: StoreConfig = Field(default_factory=lambda: DuckDBStoreConfig())
     language: Literal["zh", "en"] = Field("zh", description="Language of labels and copy")
     bank_name: str = Field("千面银行", description="Bank name used in copy and SMS signatures")
 

@@ -82,11 +82,21 @@ def test_demo_writes_an_offline_html_summary(tmp_path):
 
 def test_show_masks_personal_data_and_identity_resolve_writes_the_map(tmp_path):
     ws = tmp_path / "ws"
-    assert runner.invoke(app, ["--workspace", str(ws), "generate", "-n", "300", "--months", "1",
-                               "--workers", "1"]).exit_code == 0
+    assert (
+        runner.invoke(
+            app,
+            ["--workspace", str(ws), "generate", "-n", "300", "--months", "1", "--workers", "1"],
+        ).exit_code
+        == 0
+    )
     with DuckDBStore(ws / "qianmian.duckdb") as store:
-        raw = store.query("SELECT id_value FROM identifiers WHERE id_type = 'mobile' "
-                          "AND customer_id = 1").column(0)[0].as_py()
+        raw = (
+            store.query(
+                "SELECT id_value FROM identifiers WHERE id_type = 'mobile' AND customer_id = 1"
+            )
+            .column(0)[0]
+            .as_py()
+        )
         name = store.query("SELECT name FROM customers WHERE customer_id = 1").column(0)[0]
     shown = runner.invoke(app, ["--workspace", str(ws), "show", "identifiers", "--where", "1"])
     assert shown.exit_code == 0

@@ -271,6 +271,13 @@ PII_SENTENCES = [
     "邮箱{email}，", "电子账单发送至{email}。",
     # harder: a name followed by an ordinary verb, or with no cue at all (expected misses)
     "客户{name}刷卡消费{amount}元。", "经核实{name}于{date}申请了分期。",
+    "致电客户{name}未接通，留言至{mobile}。", "{name}（身份证{nid}）名下有两张卡。",
+    "持卡人{name}称其卡片{card}遗失。", "收件人：{name}，电话：{mobile_dash}。",
+    "客户表示其邮箱{email}被盗用。", "核身通过，证件号{nid}，预留手机{mobile}。",
+    "客户来电称卡号 {card_space} 有一笔不明交易。", "{name}反映APP无法登录。",
+    "投诉人{name}要求退还年费。", "请{name}女士补充材料。", "客户{name}咨询积分兑换。",
+    "本人叫{name}，", "联系邮箱：{email}；联系电话：{mobile_cc}。", "卡号{card_dash}的持卡人为{name}。",
+    "客户{name}在{date}办理了分期。",
 ]
 DECOY_SENTENCES = [
     "订单号{order}。", "交易流水号{serial}。", "交易金额{amount}元。", "{date}在王府井百货消费。",
@@ -281,23 +288,25 @@ DECOY_SENTENCES = [
     "本人周末在外地。", "客户高兴地表示感谢。", "于{date}还款{amount}元。",
     # harder: companies and places after name cues
     "户名：{company}，", "我是{place}人，", "联系人王经理。", "客户方女士来电。",
-]
-# Held out: written after the detector was frozen and never used to tune it, so their scores
-# estimate performance on phrasing the detector has not seen.
-HELD_OUT_PII = [
-    "致电客户{name}未接通，留言至{mobile}。", "{name}（身份证{nid}）名下有两张卡。",
-    "持卡人{name}称其卡片{card}遗失。", "收件人：{name}，电话：{mobile_dash}。",
-    "客户表示其邮箱{email}被盗用。", "核身通过，证件号{nid}，预留手机{mobile}。",
-    "客户来电称卡号 {card_space} 有一笔不明交易。", "{name}反映APP无法登录。",
-    "投诉人{name}要求退还年费。", "请{name}女士补充材料。", "客户{name}咨询积分兑换。",
-    "本人叫{name}，", "联系邮箱：{email}；联系电话：{mobile_cc}。", "卡号{card_dash}的持卡人为{name}。",
-    "客户{name}在{date}办理了分期。",
-]
-HELD_OUT_DECOYS = [
     "客户于{date}还款{amount}元。", "客户杨先生已确认。", "户名：金华市某某商行。", "本人高铁出行较多。",
     "客户向银行申请调额。", "订单尾号{otp}。", "柜员号{serial}。", "客户称周末网点不开门。",
     "客户马上要出国。", "客户白天不方便接听。", "客户钱包被盗。", "客户程先生来电。",
     "我是万达广场的商户。", "本人孙子的卡被锁。", "户名与证件不符。", "联系电话0755-{landline}（座机）。",
+]
+# Held out: written after the detector was frozen and never used to tune it, so their scores
+# estimate how it does on phrasing it has not seen. Names are the weak kind (no cue, no luck).
+HELD_OUT_PII = [
+    "客户{name}今日上午来电，", "经办人：{name}。", "{name}先生的手机{mobile}停机。",
+    "已短信通知{mobile_space}。", "账户持有人{name}已确认。", "客户{name}的身份证号{nid}即将到期。",
+    "{name}女士的邮箱为{email}。", "还款卡{card}扣款失败。", "客户致电{mobile_dash}咨询。",
+    "申请人{name}，手机{mobile}。", "客户{name}表示未收到卡片。", "我叫{name}，卡号是{card_space}。",
+    "回访对象：{name}。", "联系人：{name}（{mobile}）", "证件号码 {nid} 校验通过。",
+]
+HELD_OUT_DECOYS = [
+    "客户要求周一回电。", "本人常去王府井。", "客户金女士来电。", "客户石先生。", "持卡人本人到网点办理。",
+    "客户黄金会员权益咨询。", "工单编号{serial}。", "客户余女士。", "我是龙湖天街的店员。",
+    "客户方提供了材料。", "本人江西南昌人。", "交易金额{amount}元，手续费{otp}元。",
+    "客户反馈周末排队时间长。", "户名：{company}。",
 ]
 SLOT_KINDS = {"name": "name", "nid": "national_id", "nid15": "national_id", "email": "email",
               **dict.fromkeys(["mobile", "mobile_dash", "mobile_space", "mobile_cc",
@@ -360,33 +369,44 @@ def service_notes(rng: np.random.Generator, n: int, *, held_out: bool = False
     return notes
 
 
-def test_detection_on_service_notes_reaches_target_recall_and_precision() -> None:
-    notes = service_notes(np.random.default_rng(2024), 6000)
-    truth, found, missed, spurious = Counter(), Counter(), [], []
-    hits = Counter()
+def _scores(notes: list[tuple[str, list[PiiSpan]]], title: str) -> dict[str, tuple[float, float]]:
+    """Recall and precision of exact spans (kind, start, end) per kind and overall; printed."""
+    truth, found, hits = Counter(), Counter(), Counter()
     for text, spans in notes:
         expected = {(s.kind, s.start, s.end) for s in spans}
         got = {(s.kind, s.start, s.end) for s in find_pii(text)}
         truth.update(k for k, _, _ in expected)
         found.update(k for k, _, _ in got)
         hits.update(k for k, _, _ in expected & got)
-        missed += [(text, s) for s in expected - got]
-        spurious += [(text, s) for s in got - expected]
+    truth["overall"], found["overall"], hits["overall"] = (truth.total(), found.total(),
+                                                           hits.total())
+    scores = {k: (hits[k] / truth[k], hits[k] / max(found[k], 1)) for k in sorted(truth)}
+    print(f"\n{title}: {len(notes)} notes\n" + "\n".join(
+        f"  {k:12s} spans {truth[k]:6d}  recall {r:.4f}  precision {p:.4f}"
+        for k, (r, p) in scores.items()))
+    return scores
+
+
+def test_detection_on_service_notes_reaches_target_recall_and_precision() -> None:
+    notes = service_notes(np.random.default_rng(2024), 6000)
+    scores = _scores(notes, "service notes")
+    assert set(scores) == {"name", "national_id", "mobile", "card_number", "email", "overall"}
+    recall, precision = scores["overall"]
+    assert recall >= 0.99 and precision >= 0.98
+    for text, spans in notes[:2000]:
         masked = mask_text(text)
         assert find_pii(masked) == []
         assert not any(s.value in masked for s in spans if s.kind != "name")
-    lines = []
-    for kind in [*sorted(truth), "overall"]:
-        tp = hits.total() if kind == "overall" else hits[kind]
-        n_true = truth.total() if kind == "overall" else truth[kind]
-        n_found = found.total() if kind == "overall" else found[kind]
-        lines.append(f"{kind:12s} spans {n_true:5d}  recall {tp / n_true:.4f}  "
-                     f"precision {tp / max(n_found, 1):.4f}")
-    print(f"\n{len(notes)} notes\n" + "\n".join(lines))
-    print("missed:", missed[:5], "\nspurious:", spurious[:5])
-    assert set(truth) == {"name", "national_id", "mobile", "card_number", "email"}
-    assert hits.total() / truth.total() >= 0.99
-    assert hits.total() / found.total() >= 0.98
+
+
+def test_detection_on_held_out_phrasing() -> None:
+    scores = _scores(service_notes(np.random.default_rng(7), 5000, held_out=True),
+                     "held-out phrasing")
+    for kind in ("national_id", "mobile", "card_number", "email"):
+        assert min(scores[kind]) >= 0.99, kind
+    # names in unseen phrasing: measured 0.74 recall / 0.65 precision when frozen (no cue
+    # words such as 经办人 or 回访对象; ordinary words after weak cues such as 本人常去)
+    assert scores["name"][0] >= 0.65 and scores["name"][1] >= 0.55
 
 
 def test_service_notes_are_deterministic() -> None:

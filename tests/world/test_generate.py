@@ -78,7 +78,7 @@ def test_volumes_and_shapes(small_world):
     assert rows["transactions"] >= 30 * n  # at least 30 transactions per customer-year
     c = small_world.table("customers").to_pandas()
     age = (pd.Timestamp("2026-11-01") - pd.to_datetime(c["birth_date"])).dt.days / 365.25
-    assert 18 <= age.min() and age.max() < 77
+    assert age.min() >= 18 and age.max() < 77
     assert 0.15 < (c["city_tier"] == "一线").mean() < 0.25
     by_tier = c.groupby("city_tier")["monthly_income"].median()
     assert by_tier["一线"] > by_tier["二线"] > by_tier["四线及以下"]

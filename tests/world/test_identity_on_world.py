@@ -9,8 +9,7 @@ def test_resolution_never_merges_two_customers_and_keeps_almost_all_whole(small_
     sightings = small_world.table("identifier_sightings")
     truth = small_world.table("identity_truth").to_pandas()
     result = resolve_identities(sightings)
-    m = result.mapping.merge(truth, on=["source", "source_record_id"],
-                             suffixes=("_found", "_true"))
+    m = result.mapping.merge(truth, on=["source", "source_record_id"], suffixes=("_found", "_true"))
     assert len(m) == len(truth) == result.stats.records
     # precision: no resolved customer holds records of two real customers (shared family
     # devices are cut by the national-ID conflict rule)

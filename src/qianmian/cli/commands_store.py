@@ -27,8 +27,9 @@ def tables_command() -> None:
 @friendly_errors
 def show_command(
     table_name: Annotated[str, typer.Argument(help="Table to show.")],
-    limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=10_000,
-                                       help="Rows to show.")] = 10,
+    limit: Annotated[
+        int, typer.Option("--limit", "-n", min=1, max=10_000, help="Rows to show.")
+    ] = 10,
     where: Annotated[str | None, typer.Option(help="customer_id to show rows of.")] = None,
 ) -> None:
     """Show rows of a stored table. Personal data (name, ID, mobile, card, email) is masked."""
@@ -38,8 +39,10 @@ def show_command(
 
     with state.settings.build_store() as store:
         if not store.has_table(table_name):
-            raise NotFoundError(f"The store has no table '{table_name}'. Tables: "
-                                f"{', '.join(store.tables()) or '(none — run qianmian generate)'}.")
+            raise NotFoundError(
+                f"The store has no table '{table_name}'. Tables: "
+                f"{', '.join(store.tables()) or '(none — run qianmian generate)'}."
+            )
         params: dict[str, object] = {"n": limit}
         sql = f'SELECT * FROM "{table_name}"'
         if where is not None:

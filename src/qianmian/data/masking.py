@@ -322,20 +322,21 @@ NAME_STOP_CHARS = frozenset(
 )
 # Words that start with a surname character but are not names (places, common words).
 _NOT_NAMES = (
-    "王府井 张家界 张家口 高兴 高端 高额 高铁 黄金 黄山 周末 周年 周一 周二 周三 周四 周五 周六 "
-    "周日 周边 周口 马上 金额 金卡 金融 金华 白金 余额 付款 付费 方便 方式 方案 方面 万元 于是 曾经 "
-    "程序 石油 江苏 任何 常用 常常 龙卡 龙岗 钱款 陆续 严重 武汉 何时 许多 许可 谢谢 沈阳 苏州 "
-    "韩国 范围 段时间 严格"
-).split()  # noqa: SIM905 -- a compact word list reads better than a literal
+    "王府井", "张家界", "张家口", "高兴", "高端", "高额", "高铁", "黄金", "黄山", "周末", "周年", "周一", "周二", "周三",
+    "周四", "周五", "周六", "周日", "周边", "周口", "马上", "金额", "金卡", "金融", "金华", "白金", "余额", "付款",
+    "付费", "方便", "方式", "方案", "方面", "万元", "于是", "曾经", "程序", "石油", "江苏", "任何", "常用", "常常",
+    "龙卡", "龙岗", "钱款", "陆续", "严重", "武汉", "何时", "许多", "许可", "谢谢", "沈阳", "苏州", "韩国", "范围",
+    "段时间", "严格", "白天", "钱包", "孙子", "万达",
+)
 # Words that make the Han characters from a surname on an organisation, not a person.
 _ORGANISATION = re.compile("集团|公司|有限|证券|地产|银行|科技|软件|餐饮|商行|超市|酒店|医院|学校|"
-                           "中心|店|厂")
+                           "中心|广场|商场|大厦|店|厂")
 _HONORIFICS = "先生|女士|小姐|老师|经理|总|师傅|阿姨|大爷|大妈|同学|主任|行长|医生|律师|家"
 _HAN = "[\u4e00-\u9fff]"
 _GIVEN = f"(?:(?![{''.join(sorted(NAME_STOP_CHARS))}]){_HAN})"
 _SURNAME = "(?:" + "|".join(sorted(SURNAMES, key=len, reverse=True)) + ")"
 _NAME = f"{_SURNAME}(?!{_HONORIFICS}){_GIVEN}{{1,2}}"
-_CUES = "客户(?:姓名)?|姓名|持卡人(?:姓名)?|联系人|户名|我是|本人(?:是)?|我叫|申请人|投诉人|收件人"
+_CUES = "客户(?:姓名)?|姓名|持卡人(?:姓名)?|联系人|户名|我是|本人|我叫|申请人|投诉人|收件人"
 _B, _E = r"(?<![0-9A-Za-z])", r"(?![0-9A-Za-z])"
 _DATE = r"(?:0[1-9]|1[0-2])(?:0[1-9]|[12][0-9]|3[01])"
 _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
@@ -348,9 +349,10 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
                                r"(?:[ -][0-9]{3})?)" + _E)),
     ("mobile", re.compile(r"(?<![0-9A-Za-z+])(?:(?:\+|00)?86[ -]?)?1[3-9][0-9][ -]?[0-9]{4}"
                           r"[ -]?[0-9]{4}" + _E)),
-    ("name_cue", re.compile(f"(?:{_CUES})[:：]?[ ]?({_NAME})")),
+    ("name_cue", re.compile(f"(?:{_CUES})(?:为|是|叫)?[:：]?[ ]?({_NAME})")),
     ("name_title", re.compile(f"({_NAME})(?=先生|女士|小姐)")),
-    ("name_verb", re.compile(f"({_NAME})(?=来电|致电|反映|表示|投诉|申请|要求|称|于)")),
+    ("name_verb", re.compile(f"({_NAME})(?=来电|致电|反映|表示|投诉|申请|要求|称|于"
+                             "|[（(](?:身份证|证件|手机|电话|卡号))")),
 )
 _PRIORITY = {"email": 0, "national_id": 1, "card_number": 2, "mobile": 3, "name": 4}
 _CARD_PREFIX = re.compile(r"62|4|5[1-5]|35")

@@ -66,8 +66,9 @@ class World:
     ) -> World:
         """Generate a bank into ``workspace`` (replacing any earlier one) and open it."""
         ws = Path(workspace)
-        report = generate_world(config, ws / "data", ws / "world", workers=workers,
-                                progress=progress)
+        report = generate_world(
+            config, ws / "data", ws / "world", workers=workers, progress=progress
+        )
         world = cls(ws)
         world.report = report
         return world

@@ -238,7 +238,7 @@ def draw_app_events(
         ),
     ]
     sess = np.concatenate([p[0] for p in parts])
-    etype = np.concatenate([p[1] for p in parts]).astype(np.int8)
+    kind = np.concatenate([p[1] for p in parts]).astype(np.int8)
     page = np.concatenate([p[2] for p in parts]).astype(np.int16)
     secs = np.concatenate([p[3] for p in parts]) + rng.integers(0, 15, len(sess))
     query = np.concatenate([p[4] for p in parts]).astype(np.int16)
@@ -246,14 +246,14 @@ def draw_app_events(
     ts = ts_s.astype("datetime64[us]")
     cust = sess_cust[sess]
     rel = (ts_s - d0.astype("datetime64[s]")).astype(np.int64)
-    order = np.argsort((cust.astype(np.int64) << 34) | (rel << 3) | etype, kind="stable")
+    order = np.argsort((cust.astype(np.int64) << 34) | (rel << 3) | kind, kind="stable")
     # Session numbers within each customer, in time order.
     s_rel = (start_s - d0.astype("datetime64[s]")).astype(np.int64)
     s_order = np.argsort((sess_cust.astype(np.int64) << 34) | s_rel, kind="stable")
     s_rank = np.empty(n_s, np.int64)
     s_rank[s_order] = np.arange(n_s) - np.searchsorted(sess_cust[s_order], sess_cust[s_order])
     return AppEvents(
-        cust[order], ts[order], etype[order], page[order], query[order], s_rank[sess[order]] + 1
+        cust[order], ts[order], kind[order], page[order], query[order], s_rank[sess[order]] + 1
     )
 
 

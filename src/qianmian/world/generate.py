@@ -121,7 +121,8 @@ def _write(tbl: pa.Table, path: Path) -> int:
 
 def _generate_chunk(
     config: WorldConfig, k: int, first_id: int, n: int, data_dir: str, hidden_dir: str
-) -> dict[str, int]:
+) -> tuple[dict[str, int], float]:
+    """Generate and write chunk ``k``; return its row counts and the process's peak RSS (GB)."""
     rng = _rng(config.seed, 1, k)
     merchants = build_merchants(_rng(config.seed, 0))
     pop = draw_population(rng, first_id, n, config.start, config.end)
@@ -209,17 +210,20 @@ def generate_world(
 
     merchants = build_merchants(_rng(config.seed, 0))
     identifiers = identifiers_table(_rng(config.seed, 2), data_dir, hidden_dir)
-    sightings, identity_truth = sightings_table(_rng(config.seed, 4), identifiers,
-                                                pq.read_table(data_dir / "holdings"))
-    first = "part-00000.parquet"
-    add({
-        "products": _write(products_table(), data_dir / "products" / first),
-        "offers": _write(offers_table(), data_dir / "offers" / first),
-        "merchants": _write(merchants.table, data_dir / "merchants" / first),
-        "identifiers": _write(identifiers, data_dir / "identifiers" / first),
-        "identifier_sightings": _write(sightings, data_dir / "identifier_sightings" / first),
-        "identity_truth": _write(identity_truth, hidden_dir / "identity_truth" / first),
-    })
+    sightings, identity_truth = sightings_table(
+        _rng(config.seed, 4), identifiers, pq.read_table(data_dir / "holdings")
+    )
+    part0 = "part-00000.parquet"
+    add(
+        {
+            "products": _write(products_table(), data_dir / "products" / part0),
+            "offers": _write(offers_table(), data_dir / "offers" / part0),
+            "merchants": _write(merchants.table, data_dir / "merchants" / part0),
+            "identifiers": _write(identifiers, data_dir / "identifiers" / part0),
+            "identifier_sightings": _write(sightings, data_dir / "identifier_sightings" / part0),
+            "identity_truth": _write(identity_truth, hidden_dir / "identity_truth" / part0),
+        }
+    )
     report.seconds = time.perf_counter() - t0
     manifest = {
         "qianmian_version": __version__,

@@ -96,8 +96,9 @@ def identifiers_table(rng: np.random.Generator, data_dir: Path, hidden_dir: Path
     )
 
 
-def sightings_table(rng: np.random.Generator, identifiers: pa.Table,
-                    holdings: pa.Table) -> tuple[pa.Table, pa.Table]:
+def sightings_table(
+    rng: np.random.Generator, identifiers: pa.Table, holdings: pa.Table
+) -> tuple[pa.Table, pa.Table]:
     """What each source system recorded, before the bank unified its customers.
 
     - core banking: one record per customer with the national ID and the mobile;
@@ -116,50 +117,124 @@ def sightings_table(rng: np.random.Generator, identifiers: pa.Table,
     rows: list[pd.DataFrame] = []
     truth: list[pd.DataFrame] = []
 
-    def record(source: str, prefix: str, owners: np.ndarray, id_type: str, values: np.ndarray,
-               seen: np.ndarray, record_no: np.ndarray) -> None:
+    def record(
+        source: str,
+        prefix: str,
+        owners: np.ndarray,
+        id_type: str,
+        values: np.ndarray,
+        seen: np.ndarray,
+        record_no: np.ndarray,
+    ) -> None:
         rid = np.char.add(prefix, np.char.zfill(record_no.astype(str), 9))
-        rows.append(pd.DataFrame({"source": source, "source_record_id": rid,
-                                  "id_type": id_type, "id_value": values, "seen_at": seen}))
-        truth.append(pd.DataFrame({"source": source, "source_record_id": rid,
-                                   "customer_id": owners}))
+        rows.append(
+            pd.DataFrame(
+                {
+                    "source": source,
+                    "source_record_id": rid,
+                    "id_type": id_type,
+                    "id_value": values,
+                    "seen_at": seen,
+                }
+            )
+        )
+        truth.append(
+            pd.DataFrame({"source": source, "source_record_id": rid, "customer_id": owners})
+        )
 
     # Record numbers are a random permutation so that they say nothing about the customer.
     core = by_type["national_id"]
     n = len(core)
     no = rng.permutation(n) + 1
     cid = core["customer_id"].to_numpy()
-    record("core_banking", "K", cid, "national_id", core["id_value"].to_numpy(),
-           core["first_seen"].to_numpy(), no)
-    record("core_banking", "K", cid, "mobile", mobile.loc[cid].to_numpy(),
-           core["first_seen"].to_numpy(), no)
+    record(
+        "core_banking",
+        "K",
+        cid,
+        "national_id",
+        core["id_value"].to_numpy(),
+        core["first_seen"].to_numpy(),
+        no,
+    )
+    record(
+        "core_banking",
+        "K",
+        cid,
+        "mobile",
+        mobile.loc[cid].to_numpy(),
+        core["first_seen"].to_numpy(),
+        no,
+    )
 
     cards = by_type["card_number"]
     no = rng.permutation(len(cards)) + 1
     cid = cards["customer_id"].to_numpy()
-    record("card_system", "C", cid, "card_number", cards["id_value"].to_numpy(),
-           cards["first_seen"].to_numpy(), no)
-    record("card_system", "C", cid, "mobile", mobile.loc[cid].to_numpy(),
-           cards["first_seen"].to_numpy(), no)
+    record(
+        "card_system",
+        "C",
+        cid,
+        "card_number",
+        cards["id_value"].to_numpy(),
+        cards["first_seen"].to_numpy(),
+        no,
+    )
+    record(
+        "card_system",
+        "C",
+        cid,
+        "mobile",
+        mobile.loc[cid].to_numpy(),
+        cards["first_seen"].to_numpy(),
+        no,
+    )
 
     app = by_type["app_user_id"].reset_index(drop=True)
     no_of = pd.Series(rng.permutation(len(app)) + 1, index=app["customer_id"].to_numpy())
     cid = app["customer_id"].to_numpy()
-    record("app", "A", cid, "app_user_id", app["id_value"].to_numpy(),
-           app["first_seen"].to_numpy(), no_of.loc[cid].to_numpy())
-    record("app", "A", cid, "mobile", mobile.loc[cid].to_numpy(), app["first_seen"].to_numpy(),
-           no_of.loc[cid].to_numpy())
+    record(
+        "app",
+        "A",
+        cid,
+        "app_user_id",
+        app["id_value"].to_numpy(),
+        app["first_seen"].to_numpy(),
+        no_of.loc[cid].to_numpy(),
+    )
+    record(
+        "app",
+        "A",
+        cid,
+        "mobile",
+        mobile.loc[cid].to_numpy(),
+        app["first_seen"].to_numpy(),
+        no_of.loc[cid].to_numpy(),
+    )
     dev = by_type["device_id"]
     d_cid = dev["customer_id"].to_numpy()
-    record("app", "A", d_cid, "device_id", dev["id_value"].to_numpy(),
-           dev["first_seen"].to_numpy(), no_of.loc[d_cid].to_numpy())
+    record(
+        "app",
+        "A",
+        d_cid,
+        "device_id",
+        dev["id_value"].to_numpy(),
+        dev["first_seen"].to_numpy(),
+        no_of.loc[d_cid].to_numpy(),
+    )
     # Shared family devices: an app user also logged in on another customer's device.
     share = rng.random(len(app)) < 0.015
-    donors = dev.sample(n=int(share.sum()), random_state=np.random.RandomState(
-        rng.integers(0, 2**31)), replace=True)
+    donors = dev.sample(
+        n=int(share.sum()), random_state=np.random.RandomState(rng.integers(0, 2**31)), replace=True
+    )
     s_cid = cid[share]
-    record("app", "A", s_cid, "device_id", donors["id_value"].to_numpy(),
-           donors["first_seen"].to_numpy(), no_of.loc[s_cid].to_numpy())
+    record(
+        "app",
+        "A",
+        s_cid,
+        "device_id",
+        donors["id_value"].to_numpy(),
+        donors["first_seen"].to_numpy(),
+        no_of.loc[s_cid].to_numpy(),
+    )
 
     crm = by_type["email"]
     no = rng.permutation(len(crm)) + 1
@@ -170,18 +245,31 @@ def sightings_table(rng: np.random.Generator, identifiers: pa.Table,
     old = u < 0.03
     by_id = u > 0.88
     plain = ~old & ~by_id
-    record("crm", "M", cid[plain], "mobile", mobile.loc[cid[plain]].to_numpy(), seen[plain],
-           no[plain])
-    record("crm", "M", cid[by_id], "national_id", nid.loc[cid[by_id]].to_numpy(), seen[by_id],
-           no[by_id])
+    record(
+        "crm", "M", cid[plain], "mobile", mobile.loc[cid[plain]].to_numpy(), seen[plain], no[plain]
+    )
+    record(
+        "crm",
+        "M",
+        cid[by_id],
+        "national_id",
+        nid.loc[cid[by_id]].to_numpy(),
+        seen[by_id],
+        no[by_id],
+    )
     stale = pii.mobiles(rng, int(old.sum()) + len(mobile))
     stale = stale[~np.isin(stale, mobile.to_numpy())][: int(old.sum())]
     record("crm", "M", cid[old], "mobile", stale, seen[old], no[old])
 
     sightings = pd.concat(rows, ignore_index=True).drop_duplicates(
-        ["source", "source_record_id", "id_type", "id_value"])
+        ["source", "source_record_id", "id_type", "id_value"]
+    )
     truth_frame = pd.concat(truth, ignore_index=True).drop_duplicates(
-        ["source", "source_record_id"])
-    return (table("identifier_sightings").conform(pa.Table.from_pandas(sightings,
-                                                                       preserve_index=False)),
-            pa.Table.from_pandas(truth_frame, preserve_index=False))
+        ["source", "source_record_id"]
+    )
+    return (
+        table("identifier_sightings").conform(
+            pa.Table.from_pandas(sightings, preserve_index=False)
+        ),
+        pa.Table.from_pandas(truth_frame, preserve_index=False),
+    )

@@ -169,12 +169,12 @@ def statements_table(pop: Population, st: Statements) -> pa.Table:
 
 def traits_table(pop: Population, st: Statements, ln: Loans) -> pa.Table:
     """The hidden truth per customer, plus the observables the oracle needs."""
-    util = np.bincount(
+    util_sum = np.bincount(
         st.customer_index,
         weights=st.statement_balance / np.maximum(st.credit_limit, 1.0),
         minlength=pop.n,
     )
-    util /= np.maximum(np.bincount(st.customer_index, minlength=pop.n), 1)
+    util = util_sum / np.maximum(np.bincount(st.customer_index, minlength=pop.n), 1)
     had_loan = (
         np.bincount(
             ln.customer_index[np.char.startswith(ln.product_id.astype(str), "LN")], minlength=pop.n

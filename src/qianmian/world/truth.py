@@ -231,8 +231,8 @@ class Oracle:
             eng = cs["engagement"].to_numpy()
             b = offer.alpha + 1.1 * need + 0.35 * eng
             unsuitable = np.zeros(len(sel), bool)
-            if offer.offer_type == "wealth":
-                level = int(offer.product_id[-1])
+            if offer.offer_type == "wealth" and offer.product_id is not None:
+                level = int(offer.product_id[-1])  # WM-R3 → 3
                 unsuitable = cs["risk_tolerance_level"].to_numpy() < level
             if offer.offer_id == "OF-YOUTH-CARD":
                 unsuitable = cs["age"].to_numpy() > 35

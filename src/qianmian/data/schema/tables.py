@@ -452,17 +452,29 @@ IMPORT_LOG = Table(
 )
 
 IDENTIFIER_SIGHTINGS = Table(
-    "identifier_sightings", "标识采集记录", "identifier sightings",
+    "identifier_sightings",
+    "标识采集记录",
+    "identifier sightings",
     primary_key=("source", "source_record_id", "id_type", "id_value"),
     grain_en="one row per identifier seen on a record of a source system, before resolution",
     fields=(
         Field("source", "string", "来源系统", "source system", required=True, pattern=_ID),
-        Field("source_record_id", "string", "源记录号", "record id in the source system",
-              required=True),
-        Field("id_type", "string", "标识类型", "identifier type", required=True,
-              enum=IDENTIFIER_TYPES.values),
-        Field("id_value", "string", "标识值", "identifier value", required=True,
-              pii="identifier"),
+        Field(
+            "source_record_id",
+            "string",
+            "源记录号",
+            "record id in the source system",
+            required=True,
+        ),
+        Field(
+            "id_type",
+            "string",
+            "标识类型",
+            "identifier type",
+            required=True,
+            enum=IDENTIFIER_TYPES.values,
+        ),
+        Field("id_value", "string", "标识值", "identifier value", required=True, pii="identifier"),
         Field("seen_at", "date", "采集日期", "date the identifier was seen"),
     ),
 )
