@@ -21,7 +21,8 @@ GENERATORS = {  # name -> call with (rng, n)
     "device_ids": pii.device_ids,
     "app_user_ids": pii.app_user_ids,
     "national_ids": lambda rng, n: pii.national_ids(
-        rng, _birth_dates(n), np.where(np.arange(n) % 2 == 0, "M", "F")),
+        rng, _birth_dates(n), np.where(np.arange(n) % 2 == 0, "M", "F")
+    ),
     "names": lambda rng, n: pii.names(rng, np.where(np.arange(n) % 2 == 0, "M", "F")),
 }
 FORMATS = {
@@ -53,23 +54,32 @@ def test_format_and_uniqueness(name: str) -> None:
     assert len(values) == 20_000
     assert len(set(values.tolist())) == 20_000
     pattern = re.compile(FORMATS[name])
-    assert all(pattern.fullmatch(v) for v in values), [v for v in values
-                                                       if not pattern.fullmatch(v)][:5]
+    assert all(pattern.fullmatch(v) for v in values), [
+        v for v in values if not pattern.fullmatch(v)
+    ][:5]
 
 
 def test_duplicates_are_redrawn_until_unique() -> None:
     # one district, one birthday, one gender: only 500 sequence numbers exist
     n = 450
-    ids = pii.national_ids(np.random.default_rng(0), np.full(n, "1990-01-01", "datetime64[D]"),
-                           np.full(n, "F"), np.full(n, "440305"))
+    ids = pii.national_ids(
+        np.random.default_rng(0),
+        np.full(n, "1990-01-01", "datetime64[D]"),
+        np.full(n, "F"),
+        np.full(n, "440305"),
+    )
     assert len(set(ids.tolist())) == n
     assert all(int(i[16]) % 2 == 0 and pii.is_valid_national_id(i) for i in ids)
 
 
 def test_impossible_uniqueness_is_a_clear_error() -> None:
     with pytest.raises(ValidationError, match="unique"):
-        pii.national_ids(np.random.default_rng(0), np.full(501, "1990-01-01", "datetime64[D]"),
-                         np.full(501, "M"), np.full(501, "110101"))
+        pii.national_ids(
+            np.random.default_rng(0),
+            np.full(501, "1990-01-01", "datetime64[D]"),
+            np.full(501, "M"),
+            np.full(501, "110101"),
+        )
 
 
 def test_national_ids_carry_birth_date_gender_and_region() -> None:
@@ -109,11 +119,10 @@ def test_is_valid_national_id(value: str, valid: bool) -> None:
     assert pii.is_valid_national_id(value) is valid
 
 
-@given(st.text("0123456789", min_size=17, max_size=17), st.integers(0, 16),
-       st.integers(1, 9))
+@given(st.text("0123456789", min_size=17, max_size=17), st.integers(0, 16), st.integers(1, 9))
 def test_any_single_digit_error_breaks_the_id_check(body: str, pos: int, shift: int) -> None:
     value = body + pii.national_id_check_char(body)
-    changed = body[:pos] + str((int(body[pos]) + shift) % 10) + body[pos + 1:]
+    changed = body[:pos] + str((int(body[pos]) + shift) % 10) + body[pos + 1 :]
     assert pii.national_id_check_char(changed) != value[17]
 
 
@@ -123,13 +132,19 @@ def test_any_single_digit_error_breaks_luhn(body: str, data: st.DataObject) -> N
     assert pii.is_luhn_valid(number)
     pos = data.draw(st.integers(0, len(number) - 1))
     digit = data.draw(st.sampled_from([d for d in "0123456789" if d != number[pos]]))
-    assert not pii.is_luhn_valid(number[:pos] + digit + number[pos + 1:])
+    assert not pii.is_luhn_valid(number[:pos] + digit + number[pos + 1 :])
 
 
 @pytest.mark.parametrize(
     ("value", "valid"),
-    [("79927398713", True), ("79927398710", False), ("6225881234567898", True),
-     ("6225881234567899", False), ("", False), ("6225 8812 3456 7898", False)],
+    [
+        ("79927398713", True),
+        ("79927398710", False),
+        ("6225881234567898", True),
+        ("6225881234567899", False),
+        ("", False),
+        ("6225 8812 3456 7898", False),
+    ],
 )
 def test_is_luhn_valid(value: str, valid: bool) -> None:
     assert pii.is_luhn_valid(value) is valid
@@ -142,8 +157,15 @@ def test_is_luhn_valid(value: str, valid: bool) -> None:
         (lambda: pii.luhn_check_digit("12a"), "digits only"),
         (lambda: pii.card_numbers(np.random.default_rng(0), 3, bins=("62",)), "six-digit"),
         (lambda: pii.names(np.random.default_rng(0), np.array(["X"])), "Gender"),
-        (lambda: pii.national_ids(np.random.default_rng(0), np.array(["2000-01-01"], "M8[D]"),
-                                  np.array(["F"]), np.array(["1101"])), "six digits"),
+        (
+            lambda: pii.national_ids(
+                np.random.default_rng(0),
+                np.array(["2000-01-01"], "M8[D]"),
+                np.array(["F"]),
+                np.array(["1101"]),
+            ),
+            "six digits",
+        ),
     ],
 )
 def test_invalid_arguments(call, message: str) -> None:
@@ -167,10 +189,12 @@ def test_names_follow_surname_frequencies_and_gender_pools() -> None:
     assert set(top[:3]) == {"王", "李", "张"}
     assert 0.0 < sum(len(s) == 2 for s in surnames) / n < 0.002  # compound surnames are rare
     assert all(len(name) - len(s) in (1, 2) for name, s in zip(names, surnames, strict=True))
-    male_chars = Counter("".join(n[len(s):] for n, s in zip(names[: n // 2], surnames,
-                                                              strict=False)))
-    female_chars = Counter("".join(n[len(s):] for n, s in zip(names[n // 2:],
-                                                                surnames[n // 2:], strict=True)))
+    male_chars = Counter(
+        "".join(n[len(s) :] for n, s in zip(names[: n // 2], surnames, strict=False))
+    )
+    female_chars = Counter(
+        "".join(n[len(s) :] for n, s in zip(names[n // 2 :], surnames[n // 2 :], strict=True))
+    )
     assert set(male_chars) != set(female_chars)
     assert sum(c in pii._MALE for c in male_chars.elements()) / male_chars.total() > 0.85
     assert sum(c in pii._FEMALE for c in female_chars.elements()) / female_chars.total() > 0.85
@@ -180,8 +204,12 @@ def test_region_codes_by_city() -> None:
     assert "440305" in pii.region_codes("深圳").tolist()
     assert len(pii.REGIONS) >= 100
     assert len({r.code for r in pii.REGIONS}) == len(pii.REGIONS)
-    assert all(pii.is_valid_national_id(r.code + "19900101001" + pii.national_id_check_char(
-        r.code + "19900101001")) for r in pii.REGIONS)
+    assert all(
+        pii.is_valid_national_id(
+            r.code + "19900101001" + pii.national_id_check_char(r.code + "19900101001")
+        )
+        for r in pii.REGIONS
+    )
     with pytest.raises(NotFoundError, match="Atlantis"):
         pii.region_codes("Atlantis")
 

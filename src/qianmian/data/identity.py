@@ -14,7 +14,9 @@ Two guards keep the graph from gluing different people together:
   does, its weakest links are removed type by type, in the order of :data:`WEAK_LINK_ORDER`
   (``device_id``, then ``email``, then ``mobile``, ``app_user_id``, ``card_number``), only inside
   the conflicting components and only until the conflict is gone; each conflict is reported. A
-  single record carrying two ID numbers cannot be split and is reported as unresolved.
+  whole type goes at once, so records tied to their owner only by that type become customers
+  of their own: the rule prefers splitting one person to joining two. A single record carrying
+  two ID numbers cannot be split and is reported as unresolved.
 
 Customer ids are 1, 2, 3 ... in the order of each customer's smallest (source,
 source_record_id), compared as strings, so the result does not depend on the input's row order.
@@ -80,6 +82,7 @@ class IdentityResolution:
         ``customer_id``, ``id_type``, ``id_value`` (normalised), ``source`` (first system, by
         name, that saw it for this customer): the identifiers of each customer; hub values are
         left out. A value whose links were cut to split a conflict appears under each customer.
+        Sorted by customer id, then id_type (in the data dictionary's order) and value.
     hub_identifiers : pandas.DataFrame
         ``id_type``, ``id_value``, ``records``: values ignored for linking.
     conflicts : pandas.DataFrame
@@ -100,9 +103,13 @@ class IdentityResolution:
 
 
 def _strings(values: Any) -> pa.Array:
-    array = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
-    if not isinstance(array, pa.Array):
-        array = pa.array(values, from_pandas=True)
+    array = (
+        values
+        if isinstance(values, pa.Array | pa.ChunkedArray)
+        else pa.array(values, from_pandas=True)
+    )
+    if isinstance(array, pa.ChunkedArray):  # pandas columns backed by Arrow may come chunked
+        array = array.combine_chunks()
     return array.cast(pa.string())
 
 
@@ -141,8 +148,9 @@ def normalise_identifiers(id_types: Any, id_values: Any) -> pa.Array:
 
 
 def _limits(max_records: int | Mapping[str, int]) -> np.ndarray:
-    given = max_records if isinstance(max_records, Mapping) else dict.fromkeys(ID_TYPES,
-                                                                               max_records)
+    given = (
+        max_records if isinstance(max_records, Mapping) else dict.fromkeys(ID_TYPES, max_records)
+    )
     limits = {t: DEFAULT_MAX_RECORDS_PER_IDENTIFIER for t in ID_TYPES} | dict(given)
     for id_type, limit in limits.items():
         if id_type not in ID_TYPES or not isinstance(limit, int | np.integer) or limit < 1:
@@ -162,21 +170,33 @@ def _columns(sightings: pd.DataFrame | pa.Table) -> dict[str, pa.Array]:
             f"Identifier sightings need columns {', '.join(_COLUMNS)}; "
             f"{', '.join(missing)} is missing."
         )
-    columns = {c: _strings(sightings[c] if isinstance(sightings, pd.DataFrame)
-                           else sightings.column(c)) for c in _COLUMNS}
+    columns = {
+        c: _strings(sightings[c] if isinstance(sightings, pd.DataFrame) else sightings.column(c))
+        for c in _COLUMNS
+    }
     for column in ("source", "source_record_id"):
         if columns[column].null_count:
-            raise ValidationError(f"Column '{column}' of the identifier sightings has "
-                                  f"{columns[column].null_count} missing values; every "
-                                  "sighting needs its system and record id.")
-    unknown = pc.unique(pc.filter(columns["id_type"], pc.invert(
-        pc.fill_null(pc.is_in(columns["id_type"], pa.array(ID_TYPES)), False))))
+            raise ValidationError(
+                f"Column '{column}' of the identifier sightings has "
+                f"{columns[column].null_count} missing values; every "
+                "sighting needs its system and record id."
+            )
+    unknown = pc.unique(
+        pc.filter(
+            columns["id_type"],
+            pc.invert(pc.fill_null(pc.is_in(columns["id_type"], pa.array(ID_TYPES)), False)),
+        )
+    )
     bad = [t for t in unknown.to_pylist() if t is not None] or (
-        [None] if pc.any(pc.and_(pc.is_null(columns["id_type"]),
-                                 pc.is_valid(columns["id_value"]))).as_py() else [])
+        [None]
+        if pc.any(pc.and_(pc.is_null(columns["id_type"]), pc.is_valid(columns["id_value"]))).as_py()
+        else []
+    )
     if bad:
-        raise ValidationError(f"Column 'id_type' holds {bad[0]!r}, which is not one of "
-                              f"{', '.join(ID_TYPES)}. Map it to one of them before resolving.")
+        raise ValidationError(
+            f"Column 'id_type' holds {bad[0]!r}, which is not one of "
+            f"{', '.join(ID_TYPES)}. Map it to one of them before resolving."
+        )
     return columns
 
 
@@ -187,8 +207,11 @@ def _encode(values: pa.Array) -> tuple[np.ndarray, pa.Array]:
     rank = np.empty(order.size, dtype=np.int64)
     rank[order] = np.arange(order.size)
     indices = encoded.indices.to_numpy(zero_copy_only=False)
-    codes = np.where(pc.is_valid(encoded.indices).to_numpy(zero_copy_only=False),
-                     rank[np.nan_to_num(indices, nan=0).astype(np.int64)], -1)
+    codes = np.where(
+        pc.is_valid(encoded.indices).to_numpy(zero_copy_only=False),
+        rank[np.nan_to_num(indices, nan=0).astype(np.int64)],
+        -1,
+    )
     return codes, encoded.dictionary.take(pa.array(order))
 
 
@@ -220,13 +243,18 @@ class _Graph:
     def components(self, active: np.ndarray) -> np.ndarray:
         n = self.n_rec + self.ident_type.size
         graph = sparse.coo_matrix(
-            (np.ones(int(active.sum()), dtype=np.int8),
-             (self.rec[active], self.n_rec + self.ident[active])), shape=(n, n)).tocsr()
+            (
+                np.ones(int(active.sum()), dtype=np.int8),
+                (self.rec[active], self.n_rec + self.ident[active]),
+            ),
+            shape=(n, n),
+        ).tocsr()
         return connected_components(graph, directed=False)[1]
 
 
-def _split_conflicts(g: _Graph, active: np.ndarray, names: pa.Array
-                     ) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
+def _split_conflicts(
+    g: _Graph, active: np.ndarray, names: pa.Array
+) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
     """Final and first component labels, and a report row per component with two national IDs."""
     nid = np.flatnonzero(g.ident_type == ID_TYPES.index("national_id"))
     nid = nid[np.isin(nid, g.ident[active])]  # hub ID numbers link nothing
@@ -250,45 +278,60 @@ def _split_conflicts(g: _Graph, active: np.ndarray, names: pa.Array
     comps = np.flatnonzero(first_bad)
     in_comp = first_bad[first[g.n_rec + nid]]
     text = names.take(pa.array(g.ident_value[nid[in_comp]])).to_numpy(zero_copy_only=False)
-    ids = pd.Series(text).groupby(first[g.n_rec + nid[in_comp]]).agg(
-        lambda v: ",".join(sorted(v)))
-    unresolved = pd.Series(bad[labels[g.n_rec + nid[in_comp]]]).groupby(
-        first[g.n_rec + nid[in_comp]]).any()
-    report = pd.DataFrame({
-        "component": comps,
-        "national_ids": ids.reindex(comps).to_numpy(),
-        "records": np.bincount(first[:g.n_rec], minlength=n_nodes)[comps],
-        "removed_link_types": [",".join(t for t, touched in cuts if c in touched) for c in comps],
-        "resolved": ~unresolved.reindex(comps).to_numpy(dtype=bool),
-    })
+    ids = pd.Series(text).groupby(first[g.n_rec + nid[in_comp]]).agg(lambda v: ",".join(sorted(v)))
+    unresolved = (
+        pd.Series(bad[labels[g.n_rec + nid[in_comp]]]).groupby(first[g.n_rec + nid[in_comp]]).any()
+    )
+    report = pd.DataFrame(
+        {
+            "component": comps,
+            "national_ids": ids.reindex(comps).to_numpy(),
+            "records": np.bincount(first[: g.n_rec], minlength=n_nodes)[comps],
+            "removed_link_types": [
+                ",".join(t for t, touched in cuts if c in touched) for c in comps
+            ],
+            "resolved": ~unresolved.reindex(comps).to_numpy(dtype=bool),
+        }
+    )
     return labels, first, report
 
 
-def _existing_ids(existing: pd.DataFrame | pa.Table, mapping: pd.DataFrame
-                  ) -> tuple[np.ndarray, int]:
+def _existing_ids(
+    existing: pd.DataFrame | pa.Table, mapping: pd.DataFrame
+) -> tuple[np.ndarray, int]:
     """Previous customer id of each record of ``mapping`` (0 where none), and the largest."""
     if isinstance(existing, pa.Table):
         existing = existing.to_pandas()
     missing = [c for c in ("source", "source_record_id", "customer_id") if c not in existing]
     if missing:
-        raise ValidationError(f"The existing mapping needs columns source, source_record_id, "
-                              f"customer_id; {', '.join(missing)} is missing.")
-    old = pd.DataFrame({"source": existing["source"].astype(str),
-                        "source_record_id": existing["source_record_id"].astype(str),
-                        "old": pd.to_numeric(existing["customer_id"]).astype(np.int64)})
+        raise ValidationError(
+            f"The existing mapping needs columns source, source_record_id, "
+            f"customer_id; {', '.join(missing)} is missing."
+        )
+    old = pd.DataFrame(
+        {
+            "source": existing["source"].astype(str),
+            "source_record_id": existing["source_record_id"].astype(str),
+            "old": pd.to_numeric(existing["customer_id"]).astype(np.int64),
+        }
+    )
     if old.duplicated(["source", "source_record_id"]).any():
-        raise ValidationError("The existing mapping lists a (source, source_record_id) twice; "
-                              "each record must map to one customer.")
+        raise ValidationError(
+            "The existing mapping lists a (source, source_record_id) twice; "
+            "each record must map to one customer."
+        )
     joined = mapping[["source", "source_record_id"]].merge(old, how="left", validate="1:1")
     largest = int(old["old"].max()) if len(old) else 0
     return joined["old"].fillna(0).to_numpy(dtype=np.int64), largest
 
 
-def _assign_ids(cust: np.ndarray, n_cust: int, old: np.ndarray | None, max_old: int
-                ) -> tuple[np.ndarray, pd.DataFrame]:
+def _assign_ids(
+    cust: np.ndarray, n_cust: int, old: np.ndarray | None, max_old: int
+) -> tuple[np.ndarray, pd.DataFrame]:
     """Customer id of each customer index, keeping previous ids; and the merges."""
-    merges = pd.DataFrame({"customer_id": pd.Series(dtype=np.int64),
-                           "merged_customer_id": pd.Series(dtype=np.int64)})
+    merges = pd.DataFrame(
+        {"customer_id": pd.Series(dtype=np.int64), "merged_customer_id": pd.Series(dtype=np.int64)}
+    )
     if old is None or not (old > 0).any():
         return np.arange(1, n_cust + 1) + (max_old if old is not None else 0), merges
     seen = pd.DataFrame({"rec": np.flatnonzero(old > 0), "old": old[old > 0]})
@@ -301,8 +344,9 @@ def _assign_ids(cust: np.ndarray, n_cust: int, old: np.ndarray | None, max_old: 
     fresh = ids == 0
     ids[fresh] = max_old + 1 + np.arange(int(fresh.sum()))
     lost = owned[~owned["old"].isin(kept.to_numpy())]
-    merges = pd.DataFrame({"customer_id": ids[lost["cust"].to_numpy()],
-                           "merged_customer_id": lost["old"].to_numpy()})
+    merges = pd.DataFrame(
+        {"customer_id": ids[lost["cust"].to_numpy()], "merged_customer_id": lost["old"].to_numpy()}
+    )
     return ids, merges.sort_values(["customer_id", "merged_customer_id"], ignore_index=True)
 
 
@@ -354,27 +398,28 @@ def resolve_identities(
     values = normalise_identifiers(cols["id_type"], cols["id_value"])
     val, val_names = _encode(values)
     valid = val >= 0
-    n_types, n_vals = len(ID_TYPES), max(len(val_names), 1)
+    n_vals = max(len(val_names), 1)
     type_code = pc.fill_null(pc.index_in(cols["id_type"], value_set=pa.array(ID_TYPES)), 0)
     # identifier nodes numbered by (type, value), records by (source, id): sorted outputs
     ident_keys, _, ident = _unique(type_code.to_numpy()[valid] * n_vals + val[valid])
     n_ident = max(ident_keys.size, 1)
     edges = _unique(rec[valid] * n_ident + ident)[0]
-    g = _Graph(rec_keys.size, ident_keys // n_vals, ident_keys % n_vals,
-               edges // n_ident, edges % n_ident)
+    g = _Graph(
+        rec_keys.size, ident_keys // n_vals, ident_keys % n_vals, edges // n_ident, edges % n_ident
+    )
     records_per_ident = np.bincount(g.ident, minlength=ident_keys.size)
     hub = records_per_ident > limits[g.ident_type]
     labels, first, conflicts = _split_conflicts(g, ~hub[g.ident], val_names)
 
     # customers numbered by their smallest record
-    comp_labels, first_rec, _ = _unique(labels[:g.n_rec])
+    comp_labels, first_rec, _ = _unique(labels[: g.n_rec])
     rank = np.empty(comp_labels.size, dtype=np.int64)
     rank[np.argsort(first_rec, kind="stable")] = np.arange(comp_labels.size)
-    cust = rank[np.searchsorted(comp_labels, labels[:g.n_rec])]
+    cust = rank[np.searchsorted(comp_labels, labels[: g.n_rec])]
     rec_source = src_names.take(pa.array(rec_keys // width))
-    mapping = pa.table({"source": rec_source,
-                        "source_record_id": rid_names.take(pa.array(rec_keys % width))}
-                       ).to_pandas()
+    mapping = pa.table(
+        {"source": rec_source, "source_record_id": rid_names.take(pa.array(rec_keys % width))}
+    ).to_pandas()
     old, max_old = None, 0
     if existing is not None:
         old, max_old = _existing_ids(existing, mapping)
@@ -383,27 +428,43 @@ def resolve_identities(
 
     # edges are sorted by record, so the first edge of a (customer, value) has its first source
     keep = ~hub[g.ident]
-    key = ids[cust[g.rec[keep]]] * n_ident + g.ident[keep]
-    key, at, _ = _unique(key)
+    key, at, _ = _unique(cust[g.rec[keep]] * n_ident + g.ident[keep])
+    order = np.argsort(ids[key // n_ident], kind="stable")  # by customer id, then value
+    key, at = key[order], at[order]
     ident_kept = key % n_ident
-    customers = pa.table({
-        "customer_id": key // n_ident,
-        "id_type": pa.array(ID_TYPES).take(pa.array(g.ident_type[ident_kept])),
-        "id_value": val_names.take(pa.array(g.ident_value[ident_kept])),
-        "source": rec_source.take(pa.array(g.rec[keep][at])),
-    }).to_pandas()
-    hubs = pa.table({"id_type": pa.array(ID_TYPES).take(pa.array(g.ident_type[hub])),
-                     "id_value": val_names.take(pa.array(g.ident_value[hub])),
-                     "records": records_per_ident[hub]}).to_pandas()
-    in_conflict = np.isin(first[:g.n_rec], conflicts["component"].to_numpy())
-    split = pd.Series(ids[cust[in_conflict]]).groupby(first[:g.n_rec][in_conflict]).agg(
-        lambda v: ",".join(map(str, sorted(set(v)))))
+    customers = pa.table(
+        {
+            "customer_id": ids[key // n_ident],
+            "id_type": pa.array(ID_TYPES).take(pa.array(g.ident_type[ident_kept])),
+            "id_value": val_names.take(pa.array(g.ident_value[ident_kept])),
+            "source": rec_source.take(pa.array(g.rec[keep][at])),
+        }
+    ).to_pandas()
+    hubs = pa.table(
+        {
+            "id_type": pa.array(ID_TYPES).take(pa.array(g.ident_type[hub])),
+            "id_value": val_names.take(pa.array(g.ident_value[hub])),
+            "records": records_per_ident[hub],
+        }
+    ).to_pandas()
+    in_conflict = np.isin(first[: g.n_rec], conflicts["component"].to_numpy())
+    split = (
+        pd.Series(ids[cust[in_conflict]])
+        .groupby(first[: g.n_rec][in_conflict])
+        .agg(lambda v: ",".join(map(str, sorted(set(v)))))
+    )
     conflicts.insert(1, "customer_ids", split.reindex(conflicts["component"]).to_numpy())
     stats = IdentityStats(
-        sightings=len(cols["source"]), records=g.n_rec, identifiers=ident_keys.size,
+        sightings=len(cols["source"]),
+        records=g.n_rec,
+        identifiers=ident_keys.size,
         customers=comp_labels.size,
         merged_customers=int((np.bincount(cust, minlength=comp_labels.size) > 1).sum()),
-        hub_identifiers=int(hub.sum()), conflicts_split=int(conflicts["resolved"].sum()),
-        conflicts_unresolved=int((~conflicts["resolved"]).sum()), existing_merges=len(merges))
-    return IdentityResolution(mapping, customers, hubs, conflicts.drop(columns="component"),
-                              merges, stats)
+        hub_identifiers=int(hub.sum()),
+        conflicts_split=int(conflicts["resolved"].sum()),
+        conflicts_unresolved=int((~conflicts["resolved"]).sum()),
+        existing_merges=len(merges),
+    )
+    return IdentityResolution(
+        mapping, customers, hubs, conflicts.drop(columns="component"), merges, stats
+    )

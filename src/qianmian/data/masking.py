@@ -13,7 +13,7 @@ card_number   ``622588******1234``        first 6 (BIN) and last 4 digits kept, 
 name          ``张*``, ``欧阳**``           surname kept (compound ones too), rest ``*``
 email         ``z***@qq.com``             first character of the local part, ``***``,
                                           then the domain
-identifier    ``U1******89``              first 2 and last 2 kept (8+ characters)
+identifier    ``U1*******90``             first 2 and last 2 kept (8+ characters)
 ============  ==========================  =============================================
 
 A value that does not look like its kind is masked conservatively: every character but the
@@ -50,7 +50,13 @@ import pyarrow.compute as pc
 
 from qianmian.data.schema import table as schema_table
 from qianmian.errors import ValidationError
-from qianmian.world.pii import COMPOUND_SURNAMES, SURNAMES, is_luhn_valid, is_valid_national_id
+from qianmian.world.pii import (
+    COMPOUND_SURNAMES,
+    PROVINCE_CODES,
+    SURNAMES,
+    is_luhn_valid,
+    is_valid_national_id,
+)
 
 __all__ = [
     "ID_TYPE_KINDS",
@@ -66,20 +72,29 @@ __all__ = [
 
 MASK_KINDS = ("name", "national_id", "mobile", "card_number", "email", "identifier")
 #: Masking kind of each ``id_type`` of the identifiers table (others: ``identifier``).
-ID_TYPE_KINDS = {"mobile": "mobile", "email": "email", "card_number": "card_number",
-                 "national_id": "national_id", "device_id": "identifier",
-                 "app_user_id": "identifier"}
+ID_TYPE_KINDS = {
+    "mobile": "mobile",
+    "email": "email",
+    "card_number": "card_number",
+    "national_id": "national_id",
+    "device_id": "identifier",
+    "app_user_id": "identifier",
+}
 
 # Clean, canonical values are masked by Arrow regex replacement; anything else goes through
 # the scalar rules one by one. Each pair is (full-match pattern, replacement).
 _FAST: dict[str, list[tuple[str, str]]] = {
-    "national_id": [(r"^([0-9]{3})[0-9]{11}([0-9]{3}[0-9Xx])$", r"\1***********\2"),
-                    (r"^([0-9]{3})[0-9]{8}([0-9]{4})$", r"\1********\2")],
+    "national_id": [
+        (r"^([0-9]{3})[0-9]{11}([0-9]{3}[0-9Xx])$", r"\1***********\2"),
+        (r"^([0-9]{3})[0-9]{8}([0-9]{4})$", r"\1********\2"),
+    ],
     "mobile": [(r"^(1[0-9]{2})[0-9]{4}([0-9]{4})$", r"\1****\2")],
-    "card_number": [(rf"^([0-9]{{6}})[0-9]{{{k}}}([0-9]{{4}})$", r"\1" + "*" * k + r"\2")
-                    for k in range(3, 10)],
-    "email": [(r"^([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*(@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)$",
-               r"\1***\2")],
+    "card_number": [
+        (rf"^([0-9]{{6}})[0-9]{{{k}}}([0-9]{{4}})$", r"\1" + "*" * k + r"\2") for k in range(3, 10)
+    ],
+    "email": [
+        (r"^([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*(@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)$", r"\1***\2")
+    ],
 }
 _EMAIL = re.compile(r"([^@\s])[^@\s]*(@[^@\s]+\.[^@\s]+)")
 _COUNTRY = re.compile(r"(?:\+|00)?86[ \-]*(?=1[0-9]{2}[ \-]*[0-9]{4}[ \-]*[0-9]{4}\Z)")
@@ -101,8 +116,9 @@ def _conservative(text: str) -> str:
     return "*" * len(text) if len(text) <= 4 else "*" * (len(text) - 2) + text[-2:]
 
 
-def _mask_digits(text: str, n_digits: tuple[int, ...], head: int, tail: int,
-                 country: bool = False) -> str:
+def _mask_digits(
+    text: str, n_digits: tuple[int, ...], head: int, tail: int, country: bool = False
+) -> str:
     """Mask the digits of ``text`` but the first ``head`` and last ``tail``, keeping separators.
 
     Applies when the value is digits (and ``X``) with spaces or dashes, holding a number of
@@ -116,13 +132,13 @@ def _mask_digits(text: str, n_digits: tuple[int, ...], head: int, tail: int,
     positions = [i for i in range(start, len(text)) if text[i] not in _SEPARATORS]
     if len(positions) not in n_digits:
         return _conservative(text)
-    hidden = set(positions[head:len(positions) - tail])
+    hidden = set(positions[head : len(positions) - tail])
     return "".join("*" if i in hidden else ch for i, ch in enumerate(text))
 
 
 def _mask_name(text: str) -> str:
     keep = 2 if len(text) > 2 and text[:2] in COMPOUND_SURNAMES else min(len(text) - 1, 1)
-    return text[:max(keep, 0)] + "*" * (len(text) - max(keep, 0))
+    return text[: max(keep, 0)] + "*" * (len(text) - max(keep, 0))
 
 
 def _mask_email(text: str) -> str:
@@ -180,19 +196,22 @@ def mask_value(value: Any, kind: str) -> str | None:
 
 
 def _to_arrow(values: Any) -> pa.Array:
-    if isinstance(values, pa.ChunkedArray):
-        values = values.combine_chunks()
-    if not isinstance(values, pa.Array):
+    if not isinstance(values, pa.Array | pa.ChunkedArray):
         try:
             values = pa.array(values, from_pandas=True)
         except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
-            values = pa.array([None if v is None or v is pd.NA or v != v else str(v)
-                               for v in values], type=pa.string())
+            values = pa.array(
+                [None if v is None or v is pd.NA or v != v else str(v) for v in values],
+                type=pa.string(),
+            )
+    if isinstance(values, pa.ChunkedArray):  # also what Arrow-backed pandas columns give
+        values = values.combine_chunks()
     if pa.types.is_null(values.type) or pa.types.is_large_string(values.type):
         return values.cast(pa.string())
     if not pa.types.is_string(values.type):
-        values = pa.array([None if v is None else str(v) for v in values.to_pylist()],
-                          type=pa.string())
+        values = pa.array(
+            [None if v is None else str(v) for v in values.to_pylist()], type=pa.string()
+        )
     return values
 
 
@@ -207,15 +226,21 @@ def _mask_present(values: pa.Array, kind: str) -> pa.Array:
     """Mask a string array without nulls."""
     length = pc.utf8_length(values)
     if kind == "name":
-        compound = pc.and_(pc.match_substring_regex(values, "^(?:" + "|".join(COMPOUND_SURNAMES)
-                                                    + ")"), pc.greater(length, 2))
-        keep = pc.if_else(compound, 2, pc.max_element_wise(
-            pc.min_element_wise(pc.subtract(length, 1), 1), 0))
-        head = pc.if_else(compound, pc.utf8_slice_codeunits(values, 0, 2),
-                          pc.if_else(pc.greater(keep, 0), pc.utf8_slice_codeunits(values, 0, 1),
-                                     ""))
-        return pc.binary_join_element_wise(head, pc.binary_repeat("*", pc.subtract(length, keep)),
-                                           "")
+        compound = pc.and_(
+            pc.match_substring_regex(values, "^(?:" + "|".join(COMPOUND_SURNAMES) + ")"),
+            pc.greater(length, 2),
+        )
+        keep = pc.if_else(
+            compound, 2, pc.max_element_wise(pc.min_element_wise(pc.subtract(length, 1), 1), 0)
+        )
+        head = pc.if_else(
+            compound,
+            pc.utf8_slice_codeunits(values, 0, 2),
+            pc.if_else(pc.greater(keep, 0), pc.utf8_slice_codeunits(values, 0, 1), ""),
+        )
+        return pc.binary_join_element_wise(
+            head, pc.binary_repeat("*", pc.subtract(length, keep)), ""
+        )
     short = pc.less_equal(length, 4)
     stars = pc.binary_repeat("*", pc.if_else(short, length, pc.subtract(length, 2)))
     tail = pc.if_else(short, "", pc.utf8_slice_codeunits(values, -2))
@@ -223,8 +248,9 @@ def _mask_present(values: pa.Array, kind: str) -> pa.Array:
     if kind == "identifier":
         long = pc.greater_equal(length, 8)
         body = pc.binary_repeat("*", pc.max_element_wise(pc.subtract(length, 4), 0))
-        kept = pc.binary_join_element_wise(pc.utf8_slice_codeunits(values, 0, 2), body,
-                                           pc.utf8_slice_codeunits(values, -2), "")
+        kept = pc.binary_join_element_wise(
+            pc.utf8_slice_codeunits(values, 0, 2), body, pc.utf8_slice_codeunits(values, -2), ""
+        )
         return pc.if_else(long, kept, out)
     fast = pa.repeat(False, len(values)) if len(values) else pa.array([], pa.bool_())
     for pattern, replacement in _FAST[kind]:
@@ -272,8 +298,7 @@ def _mask_identifiers(values: pa.Array, id_types: pa.Array) -> pa.Array:
     out = _mask_arrow(values, "identifier")
     for kind in ("mobile", "email", "card_number", "national_id"):
         types = [t for t, k in ID_TYPE_KINDS.items() if k == kind]
-        sel = pc.fill_null(pc.and_(pc.is_in(id_types, pa.array(types)), pc.is_valid(values)),
-                           False)
+        sel = pc.fill_null(pc.and_(pc.is_in(id_types, pa.array(types)), pc.is_valid(values)), False)
         if pc.any(sel).as_py():
             out = pc.replace_with_mask(out, sel, _mask_arrow(values.filter(sel), kind))
     return out
@@ -292,22 +317,26 @@ def mask_frame(data: pd.DataFrame | pa.Table, table_name: str) -> pd.DataFrame |
     ['138****5678']
     """
     pii = schema_table(table_name).pii_fields
-    is_arrow = isinstance(data, pa.Table)
-    names = data.column_names if is_arrow else list(data.columns)
-    out = data if is_arrow else data.copy()
-    for column, kind in pii.items():
-        if column not in names:
+    names = data.column_names if isinstance(data, pa.Table) else [str(c) for c in data.columns]
+
+    def read(name: str) -> pa.Array:
+        return _to_arrow(data.column(name) if isinstance(data, pa.Table) else data[name])
+
+    masked_columns = {}
+    for name, kind in pii.items():
+        if name not in names:
             continue
-        values = _to_arrow(data.column(column) if is_arrow else data[column])
         if kind == "identifier" and "id_type" in names:
-            types = data.column("id_type") if is_arrow else data["id_type"]
-            masked = _mask_identifiers(values, _to_arrow(types))
+            masked_columns[name] = _mask_identifiers(read(name), read("id_type"))
         else:
-            masked = _mask_arrow(values, kind)
-        if is_arrow:
-            out = out.set_column(names.index(column), column, masked)
-        else:
-            out[column] = pd.Series(masked.to_pandas().array, index=data.index)
+            masked_columns[name] = _mask_arrow(read(name), kind)
+    if isinstance(data, pa.Table):
+        for column, masked in masked_columns.items():
+            data = data.set_column(data.column_names.index(column), column, masked)
+        return data
+    out = data.copy()
+    for column, masked in masked_columns.items():
+        out[column] = pd.Series(masked.to_pandas().array, index=data.index)
     return out
 
 
@@ -321,18 +350,23 @@ NAME_STOP_CHARS = frozenset(
     "用度客服请可以能会到过后前给打至刷消购取存转激注登绑解挂补查更修变逾欠缴退换人"
 )
 # Words that start with a surname character but are not names (places, common words).
-_NOT_NAMES = (
-    "王府井", "张家界", "张家口", "高兴", "高端", "高额", "高铁", "黄金", "黄山", "周末", "周年", "周一", "周二", "周三",
-    "周四", "周五", "周六", "周日", "周边", "周口", "马上", "金额", "金卡", "金融", "金华", "白金", "余额", "付款",
-    "付费", "方便", "方式", "方案", "方面", "万元", "于是", "曾经", "程序", "石油", "江苏", "任何", "常用", "常常",
-    "龙卡", "龙岗", "钱款", "陆续", "严重", "武汉", "何时", "许多", "许可", "谢谢", "沈阳", "苏州", "韩国", "范围",
-    "段时间", "严格", "白天", "钱包", "孙子", "万达",
+_NOT_NAMES = tuple(
+    re.findall(
+        r"\S+",
+        "王府井 张家界 张家口 高兴 高端 高额 高铁 黄金 黄山 周末 周年 周一 周二 周三 周四 周五 周六 "
+        "周日 周边 周口 马上 金额 金卡 金融 金华 白金 余额 付款 付费 方便 方式 方案 方面 万元 于是 "
+        "曾经 程序 石油 江苏 任何 常用 常常 龙卡 龙岗 钱款 陆续 严重 武汉 何时 许多 许可 谢谢 "
+        "沈阳 苏州 韩国 范围 段时间 严格 白天 钱包 孙子 万达",
+    )
 )
 # Words that make the Han characters from a surname on an organisation, not a person.
-_ORGANISATION = re.compile("集团|公司|有限|证券|地产|银行|科技|软件|餐饮|商行|超市|酒店|医院|学校|"
-                           "中心|广场|商场|大厦|店|厂")
+_ORGANISATION = re.compile(
+    "集团|公司|有限|证券|地产|银行|科技|软件|餐饮|商行|超市|酒店|医院|学校|"
+    "中心|广场|商场|大厦|店|厂"
+)
 _HONORIFICS = "先生|女士|小姐|老师|经理|总|师傅|阿姨|大爷|大妈|同学|主任|行长|医生|律师|家"
 _HAN = "[\u4e00-\u9fff]"
+_HAN_RUN = re.compile(f"{_HAN}+")
 _GIVEN = f"(?:(?![{''.join(sorted(NAME_STOP_CHARS))}]){_HAN})"
 _SURNAME = "(?:" + "|".join(sorted(SURNAMES, key=len, reverse=True)) + ")"
 _NAME = f"{_SURNAME}(?!{_HONORIFICS}){_GIVEN}{{1,2}}"
@@ -340,68 +374,59 @@ _CUES = "客户(?:姓名)?|姓名|持卡人(?:姓名)?|联系人|户名|我是|�
 _B, _E = r"(?<![0-9A-Za-z])", r"(?![0-9A-Za-z])"
 _DATE = r"(?:0[1-9]|1[0-2])(?:0[1-9]|[12][0-9]|3[01])"
 _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("email", re.compile(r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+"
-                         r"(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")),
-    ("national_id", re.compile(_B + rf"[1-9][0-9]{{5}}(?:18|19|20)[0-9]{{2}}{_DATE}[0-9]{{3}}"
-                               r"[0-9Xx]" + _E)),
+    (
+        "email",
+        re.compile(
+            r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+"
+            r"(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"
+        ),
+    ),
+    (
+        "national_id",
+        re.compile(
+            _B + rf"[1-9][0-9]{{5}}(?:18|19|20)[0-9]{{2}}{_DATE}[0-9]{{3}}"
+            r"[0-9Xx]" + _E
+        ),
+    ),
     ("national_id15", re.compile(_B + rf"[1-9][0-9]{{7}}{_DATE}[0-9]{{3}}" + _E)),
-    ("card_number", re.compile(_B + r"(?:[0-9]{16,19}|[0-9]{4}(?:[ -][0-9]{4}){3}"
-                               r"(?:[ -][0-9]{3})?)" + _E)),
-    ("mobile", re.compile(r"(?<![0-9A-Za-z+])(?:(?:\+|00)?86[ -]?)?1[3-9][0-9][ -]?[0-9]{4}"
-                          r"[ -]?[0-9]{4}" + _E)),
+    (
+        "card_number",
+        re.compile(
+            _B + r"(?:[0-9]{16,19}|[0-9]{4}(?:[ -][0-9]{4}){3}"
+            r"(?:[ -][0-9]{3})?)" + _E
+        ),
+    ),
+    (
+        "mobile",
+        re.compile(
+            r"(?<![0-9A-Za-z+])(?:(?:\+|00)?86[ -]?)?1[3-9][0-9][ -]?[0-9]{4}"
+            r"[ -]?[0-9]{4}" + _E
+        ),
+    ),
     ("name_cue", re.compile(f"(?:{_CUES})(?:为|是|叫)?[:：]?[ ]?({_NAME})")),
     ("name_title", re.compile(f"({_NAME})(?=先生|女士|小姐)")),
-    ("name_verb", re.compile(f"({_NAME})(?=来电|致电|反映|表示|投诉|申请|要求|称|于"
-                             "|[（(](?:身份证|证件|手机|电话|卡号))")),
+    (
+        "name_verb",
+        re.compile(
+            f"({_NAME})(?=来电|致电|反映|表示|投诉|申请|要求|称|于"
+            "|[（(](?:身份证|证件|手机|电话|卡号))"
+        ),
+    ),
 )
 _PRIORITY = {"email": 0, "national_id": 1, "card_number": 2, "mobile": 3, "name": 4}
 _CARD_PREFIX = re.compile(r"62|4|5[1-5]|35")
-_FULL_WIDTH = str.maketrans({chr(c): chr(c - 0xFEE0) for c in range(0xFF01, 0xFF5F)}
-                            | {"\u3000": " "})
+_FULL_WIDTH = str.maketrans(
+    {chr(c): chr(c - 0xFEE0) for c in range(0xFF01, 0xFF5F)} | {"\u3000": " "}
+)
 
 
 def _looks_like_id(digits: str) -> bool:
     """An 18-digit number shaped like an ID (province and date) is a mistyped ID, not a card."""
-    return len(digits) == 18 and digits[:2] in _PROVINCE_CODES and bool(
-        re.fullmatch(r"(?:18|19|20)[0-9]{2}" + _DATE, digits[6:14]))
-
-
-_PROVINCE_CODES = frozenset(f"{c}" for c in (11, 12, 13, 14, 15, 21, 22, 23, 31, 32, 33, 34,
-                                             35, 36, 37, 41, 42, 43, 44, 45, 46, 50, 51, 52,
-                                             53, 54, 61, 62, 63, 64, 65, 71, 81, 82, 83))
-
-
-def _accept(rule: str, match: re.Match[str], text: str) -> PiiSpan | None:
-    """The span of a regex match if it passes the rule's checks, else None."""
-    group = 1 if rule.startswith("name") else 0
-    start, end, value = match.start(group), match.end(group), match[group]
-    if rule == "national_id" and not is_valid_national_id(value):
-        return None
-    if rule == "national_id15" and (value[:2] not in _PROVINCE_CODES
-                                    or "身份证" not in text[max(0, start - 12):start]
-                                    or not _real_date("19" + value[6:12])):
-        return None
-    if rule == "card_number":
-        digits = value.replace(" ", "").replace("-", "")
-        if len(digits) == 19 and not is_luhn_valid(digits) and not value.isdigit():
-            digits, end = digits[:16], start + 19  # 4-4-4-4 followed by 3 other digits
-            value = text[start:end]
-        if not _CARD_PREFIX.match(digits) or _looks_like_id(digits) or not is_luhn_valid(digits):
-            return None
-    if rule != "name_title" and rule.startswith("name") and (
-            any(text.startswith(word, start) for word in _NOT_NAMES)  # 客户余额, 我是张家界
-            or text[end:end + 1] == "人"  # 我是江西人
-            or _ORGANISATION.search(re.match(f"{_HAN}*", text[start:start + 10])[0])):  # 户名万达集团
-        return None  # (a name right before 先生/女士 is taken as it is)
-    if rule.startswith("name") and text[start] in "向于" and re.match(_SURNAME, text[start + 1:]):
-        start, value = start + 1, value[1:]  # 向王芳女士: 向 is a preposition here
-    kind = "name" if rule.startswith("name") else rule.removesuffix("15")
-    return PiiSpan(kind, start, end, value)
-
-
-def _candidates(text: str) -> list[PiiSpan]:
-    spans = (_accept(rule, m, text) for rule, pattern in _PATTERNS for m in pattern.finditer(text))
-    return [span for span in spans if span is not None]
+    return (
+        len(digits) == 18
+        and digits[:2] in PROVINCE_CODES
+        and bool(re.fullmatch(r"(?:18|19|20)[0-9]{2}" + _DATE, digits[6:14]))
+    )
 
 
 def _real_date(yyyymmdd: str) -> bool:
@@ -410,6 +435,48 @@ def _real_date(yyyymmdd: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def _not_a_name(text: str, start: int, end: int) -> bool:
+    """Whether the Han characters at ``start`` read as a word, a place or an organisation."""
+    run = _HAN_RUN.match(text, start, start + 10)
+    return (
+        any(text.startswith(word, start) for word in _NOT_NAMES)  # 客户余额, 我是张家界
+        or text[end : end + 1] == "人"  # 我是江西人
+        or (run is not None and _ORGANISATION.search(run[0]) is not None)  # 户名：万达集团
+    )
+
+
+def _accept(rule: str, match: re.Match[str], text: str) -> PiiSpan | None:
+    """The span of a regex match if it passes the rule's checks, else None."""
+    group = 1 if rule.startswith("name") else 0
+    start, end, value = match.start(group), match.end(group), match[group]
+    if rule == "national_id" and not is_valid_national_id(value):
+        return None
+    if rule == "national_id15" and (
+        value[:2] not in PROVINCE_CODES
+        or "身份证" not in text[max(0, start - 12) : start]
+        or not _real_date("19" + value[6:12])
+    ):
+        return None
+    if rule == "card_number":
+        digits = value.replace(" ", "").replace("-", "")
+        if len(digits) == 19 and not is_luhn_valid(digits) and not value.isdigit():
+            digits, end = digits[:16], start + 19  # 4-4-4-4 followed by 3 other digits
+            value = text[start:end]
+        if not _CARD_PREFIX.match(digits) or _looks_like_id(digits) or not is_luhn_valid(digits):
+            return None
+    if rule in ("name_cue", "name_verb") and _not_a_name(text, start, end):
+        return None  # (a name right before 先生/女士 is taken as it is)
+    if rule.startswith("name") and text[start] in "向于" and re.match(_SURNAME, text[start + 1 :]):
+        start, value = start + 1, value[1:]  # 向王芳女士: 向 is a preposition here
+    kind = "name" if rule.startswith("name") else rule.removesuffix("15")
+    return PiiSpan(kind, start, end, value)
+
+
+def _candidates(text: str) -> list[PiiSpan]:
+    spans = (_accept(rule, m, text) for rule, pattern in _PATTERNS for m in pattern.finditer(text))
+    return [span for span in spans if span is not None]
 
 
 def find_pii(text: str) -> list[PiiSpan]:
@@ -430,8 +497,10 @@ def find_pii(text: str) -> list[PiiSpan]:
     for span in candidates:
         if all(span.end <= t.start or span.start >= t.end for t in taken):
             taken.append(span)
-    return sorted((PiiSpan(s.kind, s.start, s.end, text[s.start:s.end]) for s in taken),
-                  key=lambda s: s.start)
+    return sorted(
+        (PiiSpan(s.kind, s.start, s.end, text[s.start : s.end]) for s in taken),
+        key=lambda s: s.start,
+    )
 
 
 def mask_text(text: str) -> str:
@@ -446,7 +515,7 @@ def mask_text(text: str) -> str:
             return text
         for span in reversed(spans):
             masked = mask_value(span.value.translate(_FULL_WIDTH), span.kind) or ""
-            text = text[:span.start] + masked + text[span.end:]
+            text = text[: span.start] + masked + text[span.end :]
     for span in reversed(find_pii(text)):
-        text = text[:span.start] + "*" * (span.end - span.start) + text[span.end:]
+        text = text[: span.start] + "*" * (span.end - span.start) + text[span.end :]
     return text

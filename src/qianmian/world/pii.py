@@ -29,6 +29,7 @@ from qianmian.errors import NotFoundError, ValidationError
 __all__ = [
     "COMPOUND_SURNAMES",
     "DEFAULT_CARD_BINS",
+    "PROVINCE_CODES",
     "REGIONS",
     "SURNAMES",
     "Region",
@@ -45,6 +46,12 @@ __all__ = [
     "national_ids",
     "region_codes",
 ]
+
+
+def _words(text: str) -> list[str]:
+    """The whitespace-separated words of a compact data table."""
+    return text.split()
+
 
 # Surname, pinyin, share of the population in % (approximate national figures).
 _SURNAME_TABLE = """
@@ -65,7 +72,7 @@ _SURNAME_TABLE = """
 常 chang 0.13 欧阳 ouyang 0.020 司马 sima 0.005 上官 shangguan 0.005 诸葛 zhuge 0.004
 东方 dongfang 0.002 皇甫 huangfu 0.002 令狐 linghu 0.001 慕容 murong 0.001
 """
-_ROWS = np.array(_SURNAME_TABLE.split()).reshape(-1, 3)
+_ROWS = np.array(_words(_SURNAME_TABLE)).reshape(-1, 3)
 SURNAMES: tuple[str, ...] = tuple(_ROWS[:, 0])
 COMPOUND_SURNAMES: tuple[str, ...] = tuple(s for s in SURNAMES if len(s) == 2)
 _SURNAME_PINYIN = _ROWS[:, 1]
@@ -150,13 +157,17 @@ _REGION_TABLE = """
 """
 REGIONS: tuple[Region, ...] = tuple(
     Region(code, entry.split()[0], district)
-    for entry in _REGION_TABLE.replace("\n", "|").split("|") if entry.strip()
+    for entry in _REGION_TABLE.replace("\n", "|").split("|")
+    if entry.strip()
     for code, district in re.findall(r"(\d{6})(\S+)", entry)
 )
 _REGION_INTS = np.array([int(r.code) for r in REGIONS], dtype=np.int64)
 # First two digits of a resident ID: provinces, plus 71/81/82/83 (Taiwan, Hong Kong, Macau).
-_PROVINCES = frozenset(
-    ["11", "12", "13", "14", "15", "21", "22", "23", "31", "32", "33", "34", "35", "36", "37", "41", "42", "43", "44", "45", "46", "50", "51", "52", "53", "54", "61", "62", "63", "64", "65", "71", "81", "82", "83"]
+PROVINCE_CODES = frozenset(
+    _words(
+        "11 12 13 14 15 21 22 23 31 32 33 34 35 36 37 41 42 43 44 45 46 50 51 52 53 54 "
+        "61 62 63 64 65 71 81 82 83"
+    )
 )
 _ID_WEIGHTS = np.array([7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2], dtype=np.int64)
 _ID_CHECK = np.frombuffer(b"10X98765432", dtype=np.uint8)
@@ -164,31 +175,44 @@ _ID_CHECK = np.frombuffer(b"10X98765432", dtype=np.uint8)
 # Operator prefixes (China Mobile, Unicom, Telecom, virtual operators) and relative weights:
 # older number ranges hold more subscribers.
 _MOBILE_PREFIXES = np.array(
-    [130, 131, 132, 133, 134, 135, 136, 137, 138, 139, 145, 147, 149, 150, 151, 152, 153, 155,
-     156, 157, 158, 159, 166, 170, 171, 173, 175, 176, 177, 178, 180, 181, 182, 183, 184, 185,
-     186, 187, 188, 189, 191, 198, 199], dtype=np.int64)
-_MOBILE_P = np.where(_MOBILE_PREFIXES < 140, 3.0,
-                     np.where(_MOBILE_PREFIXES < 150, 0.4,
-                              np.where(_MOBILE_PREFIXES < 160, 2.0,
-                                       np.where(_MOBILE_PREFIXES < 180, 0.8,
-                                                np.where(_MOBILE_PREFIXES < 190, 2.5, 0.9)))))
+    _words(
+        "130 131 132 133 134 135 136 137 138 139 145 147 149 150 151 152 153 155 156 157 158 "
+        "159 166 170 171 173 175 176 177 178 180 181 182 183 184 185 186 187 188 189 191 198 199"
+    )
+).astype(np.int64)
+_MOBILE_P = np.array([3.0, 0.4, 2.0, 0.8, 2.5, 0.9])[
+    np.digitize(_MOBILE_PREFIXES, [140, 150, 160, 180, 190])
+]
 _MOBILE_P = _MOBILE_P / _MOBILE_P.sum()
 
 #: Real-looking UnionPay credit card BINs (issuer identification numbers).
-DEFAULT_CARD_BINS: tuple[str, ...] = (
-    "622588", "622575", "622576", "622155", "622836", "622689", "622690", "622280",
-    "625802", "625803", "625965", "625966", "625906", "628288", "628258", "625958",
+DEFAULT_CARD_BINS: tuple[str, ...] = tuple(
+    _words(
+        "622588 622575 622576 622155 622836 622689 622690 622280 "
+        "625802 625803 625965 625966 625906 628288 628258 625958"
+    )
 )
 
 _SYLLABLES = np.array(
-    ["wei", "jie", "ming", "hua", "jun", "yan", "li", "na", "fang", "min", "jing", "lei", "qiang", "yang", "tao", "bin", "chao", "hui", "xin", "yu", "hao", "kai", "jian", "ling", "ting", "ying", "xue", "qian", "jia", "yi", "han", "yue", "chen", "rui", "zhe", "xuan", "ze", "hong", "lin", "feng", "bo", "long", "yun", "qing", "mei", "lan", "xiao", "dong", "zi", "wen", "cheng", "zhi", "guo", "ning", "shan", "pei", "shu", "tian", "ran", "xi"]
+    _words(
+        "wei jie ming hua jun yan li na fang min jing lei qiang yang tao bin chao hui xin yu hao "
+        "kai jian ling ting ying xue qian jia yi han yue chen rui zhe xuan ze hong lin feng bo "
+        "long yun qing mei lan xiao dong zi wen cheng zhi guo ning shan pei shu tian ran xi"
+    )
 )
-_DOMAINS = np.array(["163.com", "qq.com", "126.com", "gmail.com", "foxmail.com", "sina.com",
-                     "outlook.com", "hotmail.com", "139.com", "sohu.com"])
+_DOMAINS = np.array(
+    _words(
+        "163.com qq.com 126.com gmail.com foxmail.com sina.com outlook.com hotmail.com "
+        "139.com sohu.com"
+    )
+)
 _DOMAIN_P = np.array([0.26, 0.2, 0.12, 0.08, 0.08, 0.07, 0.08, 0.04, 0.04, 0.03])
 # Zero-padded numbers by width: year strings up to 2100, then 2- and 3-digit strings.
-_NUMBERS = (np.arange(2100).astype("U4"), np.char.zfill(np.arange(100).astype("U2"), 2),
-            np.char.zfill(np.arange(1000).astype("U3"), 3))
+_NUMBERS = (
+    np.arange(2100).astype("U4"),
+    np.char.zfill(np.arange(100).astype("U2"), 2),
+    np.char.zfill(np.arange(1000).astype("U3"), 3),
+)
 _HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
 _MAX_ROUNDS = 64
 _HASH_MULTIPLIERS = np.random.default_rng(2026).integers(1, 2**63, 64, dtype=np.uint64) * 2 + 1
@@ -229,7 +253,7 @@ def _string_hash(values: np.ndarray) -> np.ndarray:
 
 
 def _digits(values: np.ndarray, width: int) -> np.ndarray:
-    """Decimal digits of non-negative integers as an ``(n, width)`` array, most significant first."""
+    """Decimal digits of non-negative integers, an ``(n, width)`` array, most significant first."""
     text = (values + 10**width).astype(f"S{width + 1}")  # the leading 1 keeps leading zeros
     return text.view(np.uint8).reshape(values.size, width + 1)[:, 1:].astype(np.int64) - 48
 
@@ -334,23 +358,31 @@ def national_ids(
     if np.isnat(dates).any() or dates.shape != male.shape:
         raise ValidationError("Every person needs a birth date, one per gender value.")
     years = dates.astype("datetime64[Y]")
-    ymd = ((years.astype(np.int64) + 1970) * 10_000
-           + ((dates.astype("datetime64[M]") - years).astype(np.int64) + 1) * 100
-           + (dates - dates.astype("datetime64[M]")).astype(np.int64) + 1)
+    ymd = (
+        (years.astype(np.int64) + 1970) * 10_000
+        + ((dates.astype("datetime64[M]") - years).astype(np.int64) + 1) * 100
+        + (dates - dates.astype("datetime64[M]")).astype(np.int64)
+        + 1
+    )
     n = dates.size
     if region_codes is None:
         region = _REGION_INTS[rng.integers(0, len(_REGION_INTS), n)]
     else:
         text = np.asarray(region_codes).astype(str)
-        if text.shape != dates.shape or not np.all(np.strings.isdigit(text)
-                                                   & (np.strings.str_len(text) == 6)):
+        if text.shape != dates.shape or not np.all(
+            np.strings.isdigit(text) & (np.strings.str_len(text) == 6)
+        ):
             raise ValidationError("Every region code must be six digits, one per person.")
         region = text.astype(np.int64)
     base = region * 100_000_000_000 + ymd * 1000  # the first 17 digits, sequence 000
 
     def draw(rows: np.ndarray) -> np.ndarray:  # a new sequence number, same person
-        return base[rows] + rng.integers(0, 100, rows.size) * 10 \
-            + rng.integers(0, 5, rows.size) * 2 + male[rows]
+        return (
+            base[rows]
+            + rng.integers(0, 100, rows.size) * 10
+            + rng.integers(0, 5, rows.size) * 2
+            + male[rows]
+        )
 
     digits = _digits(_unique(n, draw), 17)
     check = _ID_CHECK[(digits @ _ID_WEIGHTS) % 11]
@@ -377,7 +409,7 @@ def is_valid_national_id(s: str) -> bool:
     """
     if not isinstance(s, str) or len(s) != 18 or not s[:17].isascii() or not s[:17].isdigit():
         return False
-    if s[:2] not in _PROVINCES or not 1900 <= int(s[6:10]) <= 2099:
+    if s[:2] not in PROVINCE_CODES or not 1900 <= int(s[6:10]) <= 2099:
         return False
     try:
         np.datetime64(f"{s[6:10]}-{s[10:12]}-{s[12:14]}", "D")
@@ -393,6 +425,7 @@ def mobiles(rng: np.random.Generator, n: int) -> np.ndarray:
     >>> len(set(m)), all(len(x) == 11 and x[0] == "1" for x in m)
     (1000, True)
     """
+
     def draw(rows: np.ndarray) -> np.ndarray:
         prefix = _MOBILE_PREFIXES[rng.choice(len(_MOBILE_PREFIXES), size=rows.size, p=_MOBILE_P)]
         return prefix * 100_000_000 + rng.integers(0, 100_000_000, rows.size)
@@ -461,21 +494,30 @@ def emails(rng: np.random.Generator, n: int) -> np.ndarray:
     >>> len(set(out)), all("@" in e for e in out)
     (500, True)
     """
+
     def draw(rows: np.ndarray) -> np.ndarray:
         k = rows.size
         width = rng.choice(np.arange(5, 11), size=k, p=[0.05, 0.1, 0.15, 0.25, 0.3, 0.15])
         low = 10 ** (width - 1)
-        numeric = np.strings.add((low + (rng.random(k) * 9 * low).astype(np.int64)).astype(str),
-                                 "@qq.com")
+        numeric = np.strings.add(
+            (low + (rng.random(k) * 9 * low).astype(np.int64)).astype(str), "@qq.com"
+        )
         surname = _SURNAME_PINYIN[rng.choice(len(SURNAMES), size=k, p=_SURNAME_P)]
         sep = np.array(["", "", "", ".", "_"])[rng.integers(0, 5, k)]
-        given = np.strings.add(_SYLLABLES[rng.integers(0, len(_SYLLABLES), k)],
-                               np.where(rng.random(k) < 0.5,
-                                        _SYLLABLES[rng.integers(0, len(_SYLLABLES), k)], ""))
+        given = np.strings.add(
+            _SYLLABLES[rng.integers(0, len(_SYLLABLES), k)],
+            np.where(rng.random(k) < 0.5, _SYLLABLES[rng.integers(0, len(_SYLLABLES), k)], ""),
+        )
         # none, 2-digit birth year, 4-digit birth year, 3 digits
-        suffix = np.choose(rng.integers(0, 4, k), [
-            np.full(k, ""), _NUMBERS[1][rng.integers(60, 106, k) % 100],
-            _NUMBERS[0][rng.integers(1960, 2006, k)], _NUMBERS[2][rng.integers(0, 1000, k)]])
+        suffix = np.choose(
+            rng.integers(0, 4, k),
+            [
+                np.full(k, ""),
+                _NUMBERS[1][rng.integers(60, 106, k) % 100],
+                _NUMBERS[0][rng.integers(1960, 2006, k)],
+                _NUMBERS[2][rng.integers(0, 1000, k)],
+            ],
+        )
         domain = _DOMAINS[rng.choice(len(_DOMAINS), size=k, p=_DOMAIN_P)]
         pinyin = np.strings.add(np.strings.add(surname, sep), np.strings.add(given, suffix))
         pinyin = np.strings.add(np.strings.add(pinyin, "@"), domain)
@@ -504,8 +546,21 @@ def device_ids(rng: np.random.Generator, n: int) -> np.ndarray:
     _unique(n, draw)
     chars = _HEX[nibbles]
     dash = np.full((n, 1), ord("-"), dtype=np.uint8)
-    return _ascii_rows(np.hstack([chars[:, :8], dash, chars[:, 8:12], dash, chars[:, 12:16],
-                                  dash, chars[:, 16:20], dash, chars[:, 20:]]))
+    return _ascii_rows(
+        np.hstack(
+            [
+                chars[:, :8],
+                dash,
+                chars[:, 8:12],
+                dash,
+                chars[:, 12:16],
+                dash,
+                chars[:, 16:20],
+                dash,
+                chars[:, 20:],
+            ]
+        )
+    )
 
 
 def app_user_ids(rng: np.random.Generator, n: int) -> np.ndarray:
