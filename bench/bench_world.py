@@ -86,8 +86,8 @@ def main() -> None:
             f"{args.workers} workers"
         )
         for name, n in sorted(rows.items(), key=lambda kv: -kv[1]):
-            print(f"  {name:<14}{n:>14,} rows")
-        print(f"  {'total':<14}{total:>14,} rows")
+            print(f"  {name:<22}{n:>14,} rows")
+        print(f"  {'total':<22}{total:>14,} rows")
         print(f"seconds: {seconds:.1f}")
         print(f"rows/s (all tables): {total / seconds:,.0f}")
         print(f"transactions/s: {rows['transactions'] / seconds:,.0f}")

@@ -258,7 +258,8 @@ def sightings_table(
         no[by_id],
     )
     stale = pii.mobiles(rng, int(old.sum()) + len(mobile))
-    stale = stale[~np.isin(stale, mobile.to_numpy())][: int(old.sum())]
+    # pandas isin hashes; numpy's isin on strings compares every pair
+    stale = stale[~pd.Series(stale).isin(mobile.to_numpy()).to_numpy()][: int(old.sum())]
     record("crm", "M", cid[old], "mobile", stale, seen[old], no[old])
 
     sightings = pd.concat(rows, ignore_index=True).drop_duplicates(
