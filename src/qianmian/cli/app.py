@@ -52,12 +52,19 @@ def root(
 
 def _register() -> None:
     """Attach each part's commands (kept in their own modules)."""
-    from qianmian.cli import commands_data, commands_identity, commands_store, commands_world
+    from qianmian.cli import (
+        commands_data,
+        commands_features,
+        commands_identity,
+        commands_store,
+        commands_world,
+    )
 
     commands_world.register(app)
     commands_data.register(app)
     commands_store.register(app)
     commands_identity.register(app)
+    commands_features.register(app)
 
 
 _register()

@@ -13,6 +13,7 @@ so that every engine runs the *same* definitions. Structure of the statement::
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -24,7 +25,7 @@ from qianmian.errors import SchemaError
 from qianmian.features.catalogue import FEATURES, feature
 from qianmian.features.definition import SOURCES, FeatureDef
 
-__all__ = ["AsOf", "compile_features", "dependencies", "resolve"]
+__all__ = ["AsOf", "check_definition", "compile_features", "dependencies", "resolve"]
 
 _SQL_TYPES = {"float": "DOUBLE", "int": "BIGINT", "bool": "BOOLEAN", "string": "VARCHAR"}
 _DATE_TIME_COLUMNS = {"opened_date", "statement_month", "start_date", "signup_date"}
@@ -42,8 +43,9 @@ class AsOf:
             try:
                 value = datetime.fromisoformat(value)
             except ValueError:
-                raise SchemaError(f"as_of '{value}' is not a date or time like 2026-06-01."
-                                  ) from None
+                raise SchemaError(
+                    f"as_of '{value}' is not a date or time like 2026-06-01."
+                ) from None
         if not isinstance(value, datetime):
             value = datetime(value.year, value.month, value.day)
         return cls(value.replace(tzinfo=None, microsecond=0))
@@ -58,13 +60,53 @@ class AsOf:
         y, m = self.at.year, self.at.month - 1
         if m == 0:
             y, m = y - 1, 12
-        last = [31, 29 if (y % 4 == 0 and y % 100 != 0) or y % 400 == 0 else 28, 31, 30, 31,
-                30, 31, 31, 30, 31, 30, 31][m - 1]
+        last = [
+            31,
+            29 if (y % 4 == 0 and y % 100 != 0) or y % 400 == 0 else 28,
+            31,
+            30,
+            31,
+            30,
+            31,
+            31,
+            30,
+            31,
+            30,
+            31,
+        ][m - 1]
         return f"DATE '{date(y, m, min(self.at.day, last)):%Y-%m-%d}'"
 
     def fill(self, sql: str) -> str:
-        return sql.format(as_of_ts=self.ts(), as_of_date=self.day(),
-                          as_of_minus_1_month=self.minus_one_month())
+        return sql.format(
+            as_of_ts=self.ts(), as_of_date=self.day(), as_of_minus_1_month=self.minus_one_month()
+        )
+
+
+@functools.cache
+def check_definition(f: FeatureDef) -> None:
+    """Every column a definition names must exist: in its source table (per the data
+    dictionary) or, for a derived feature, in the catalogue. Raises a SchemaError naming it."""
+    if f.source == "derived":
+        dependencies(f)
+        return
+    from qianmian.data.schema import table
+
+    source_table = table(SOURCES[f.source].table)
+    placeholders = AsOf.of("2000-01-01")
+    for part, text in (("value", f.value), ("where", f.where)):
+        if not text:
+            continue
+        try:
+            tree = sqlglot.parse_one(placeholders.fill(text), read="duckdb")
+        except sqlglot.errors.ParseError as e:
+            raise SchemaError(f"Feature '{f.name}' has a {part} that does not parse: {e}.") from e
+        for col in tree.find_all(exp.Column):
+            if not source_table.has_field(col.name):
+                raise SchemaError(
+                    f"Feature '{f.name}' names field '{col.name}' in its {part}, but table "
+                    f"'{source_table.name}' has no such field. Known fields: "
+                    f"{', '.join(source_table.column_names)}."
+                )
 
 
 def dependencies(f: FeatureDef) -> set[str]:
@@ -74,8 +116,7 @@ def dependencies(f: FeatureDef) -> set[str]:
     try:
         tree = sqlglot.parse_one(f.value, read="duckdb")
     except sqlglot.errors.ParseError as e:
-        raise SchemaError(f"Feature '{f.name}' has an expression that does not parse: {e}."
-                          ) from e
+        raise SchemaError(f"Feature '{f.name}' has an expression that does not parse: {e}.") from e
     names = {c.name for c in tree.find_all(exp.Column)}
     for n in names:
         feature(n)  # raises a SchemaError naming the unknown field
@@ -129,8 +170,9 @@ def _aggregate(f: FeatureDef, as_of: AsOf, widest: int | None) -> str:
     raise SchemaError(f"Feature '{f.name}' has unknown aggregate '{f.agg}'.")
 
 
-def _source_ctes(defs: list[FeatureDef], as_of: AsOf, customers: str | None
-                 ) -> list[tuple[str, str, list[FeatureDef]]]:
+def _source_ctes(
+    defs: list[FeatureDef], as_of: AsOf, customers: str | None
+) -> list[tuple[str, str, list[FeatureDef]]]:
     """(cte name, SQL, features) per source; 'last' aggregates get their own CTE per window."""
     groups: dict[tuple[str, str], list[FeatureDef]] = {}
     for f in defs:
@@ -153,10 +195,14 @@ def _source_ctes(defs: list[FeatureDef], as_of: AsOf, customers: str | None
             where.append(f"customer_id IN ({customers})")
         cols = ",\n    ".join(
             f"{_aggregate(f, as_of, widest) if not variant else _aggregate(f, as_of, widest)} "
-            f"AS {f.name}" for f in fs)
+            f"AS {f.name}"
+            for f in fs
+        )
         name = f"src_{source}{'_' + str(k) if variant else ''}"
-        sql = (f"SELECT customer_id,\n    {cols}\nFROM {src.table}\n"
-               f"WHERE {' AND '.join(where)}\nGROUP BY customer_id")
+        sql = (
+            f"SELECT customer_id,\n    {cols}\nFROM {src.table}\n"
+            f"WHERE {' AND '.join(where)}\nGROUP BY customer_id"
+        )
         out.append((name, sql, fs))
     return out
 
@@ -169,16 +215,23 @@ def _layers(derived: list[FeatureDef]) -> list[list[FeatureDef]]:
     while pending:
         layer = [f for f in pending if not (dependencies(f) & names) - done]
         if not layer:
-            raise SchemaError("Derived features depend on each other in a cycle: "
-                              f"{', '.join(f.name for f in pending)}.")
+            raise SchemaError(
+                "Derived features depend on each other in a cycle: "
+                f"{', '.join(f.name for f in pending)}."
+            )
         layers.append(layer)
         done |= {f.name for f in layer}
         pending = [f for f in pending if f.name not in done]
     return layers
 
 
-def compile_features(names: Sequence[str] | None, as_of: date | datetime | str, *,
-                     customers: Sequence[int] | None = None, dialect: str = "duckdb") -> str:
+def compile_features(
+    names: Sequence[str] | None,
+    as_of: date | datetime | str,
+    *,
+    customers: Sequence[int] | None = None,
+    dialect: str = "duckdb",
+) -> str:
     """One SQL statement computing ``names`` (all features if None) as of ``as_of``.
 
     Every source row used is strictly before ``as_of``; customers who signed up on or after it
@@ -191,6 +244,8 @@ def compile_features(names: Sequence[str] | None, as_of: date | datetime | str, 
     at = AsOf.of(as_of)
     wanted = list(FEATURES) if names is None else [feature(n).name for n in names]
     defs = [FEATURES[n] for n in resolve(wanted)]
+    for f in defs:
+        check_definition(f)
     ids = None
     if customers is not None:
         ids = ", ".join(str(int(c)) for c in customers) or "NULL"
@@ -199,8 +254,9 @@ def compile_features(names: Sequence[str] | None, as_of: date | datetime | str, 
     if ids:
         base_where.append(f"customer_id IN ({ids})")
     base_cols = "".join(f",\n    {at.fill(f.value)} AS {f.name}" for f in profile)
-    ctes = [("base", f"SELECT customer_id{base_cols}\nFROM customers\n"
-                     f"WHERE {' AND '.join(base_where)}")]
+    ctes = [
+        ("base", f"SELECT customer_id{base_cols}\nFROM customers\nWHERE {' AND '.join(base_where)}")
+    ]
     sources = _source_ctes(defs, at, ids)
     ctes += [(n, sql) for n, sql, _ in sources]
     joined_cols = ["base.customer_id", *(f"base.{f.name}" for f in profile)]
@@ -209,19 +265,24 @@ def compile_features(names: Sequence[str] | None, as_of: date | datetime | str, 
         joins.append(f"LEFT JOIN {n} ON {n}.customer_id = base.customer_id")
         for f in fs:
             col = f"{n}.{f.name}"
-            joined_cols.append(f"COALESCE({col}, {f.default}) AS {f.name}" if f.default
-                               else f"{col} AS {f.name}")
-    ctes.append(("joined", "SELECT " + ",\n    ".join(joined_cols) + "\nFROM base\n"
-                 + "\n".join(joins)))
+            joined_cols.append(
+                f"COALESCE({col}, {f.default}) AS {f.name}" if f.default else f"{col} AS {f.name}"
+            )
+    ctes.append(
+        ("joined", "SELECT " + ",\n    ".join(joined_cols) + "\nFROM base\n" + "\n".join(joins))
+    )
     previous = "joined"
     for i, layer in enumerate(_layers([f for f in defs if f.source == "derived"])):
         cols = ",\n    ".join(f"{f.value} AS {f.name}" for f in layer)
         ctes.append((f"layer_{i}", f"SELECT *,\n    {cols}\nFROM {previous}"))
         previous = f"layer_{i}"
     final = ",\n    ".join(f"CAST({n} AS {_SQL_TYPES[FEATURES[n].type]}) AS {n}" for n in wanted)
-    sql = ("WITH " + ",\n".join(f"{n} AS (\n{body}\n)" for n, body in ctes)
-           + f"\nSELECT customer_id, {at.ts()} AS as_of,\n    {final}\nFROM {previous}\n"
-           "ORDER BY customer_id")
+    sql = (
+        "WITH "
+        + ",\n".join(f"{n} AS (\n{body}\n)" for n, body in ctes)
+        + f"\nSELECT customer_id, {at.ts()} AS as_of,\n    {final}\nFROM {previous}\n"
+        "ORDER BY customer_id"
+    )
     if dialect == "duckdb":
         return sql
     return sqlglot.transpile(sql, read="duckdb", write=dialect)[0]

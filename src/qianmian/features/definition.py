@@ -30,12 +30,15 @@ SOURCES: dict[str, Source] = {
     "transactions": Source("transactions", "ts", "ts < {as_of_ts}"),
     "app_events": Source("app_events", "ts", "ts < {as_of_ts}"),
     # a holding counts while open at as_of
-    "holdings": Source("holdings", "opened_date",
-                       "opened_date < {as_of_date} AND (closed_date IS NULL "
-                       "OR closed_date >= {as_of_date})"),
+    "holdings": Source(
+        "holdings",
+        "opened_date",
+        "opened_date < {as_of_date} AND (closed_date IS NULL OR closed_date >= {as_of_date})",
+    ),
     # a month's statement is issued when the month ends: usable only strictly after that
-    "statements": Source("statements", "statement_month",
-                         "statement_month < {as_of_minus_1_month}"),
+    "statements": Source(
+        "statements", "statement_month", "statement_month < {as_of_minus_1_month}"
+    ),
     "loans": Source("loans", "start_date", "start_date < {as_of_date}"),
     "customers": Source("customers", "signup_date", "signup_date < {as_of_date}"),
 }
@@ -98,5 +101,7 @@ class FeatureDef:
                 "no agg and no window."
             )
         if self.window_days is not None and self.window_days <= 0:
-            raise SchemaError(f"Feature '{self.name}' has window_days={self.window_days}; "
-                              "it must be a positive number of days.")
+            raise SchemaError(
+                f"Feature '{self.name}' has window_days={self.window_days}; "
+                "it must be a positive number of days."
+            )

@@ -32,8 +32,13 @@ class FeatureEngine(ABC):
     def _run(self, sql: str) -> pa.Table:
         """Run one SQL statement (in :attr:`dialect`) and return its result."""
 
-    def build(self, as_of: AsOfLike, *, features: Sequence[str] | None = None,
-              customers: Sequence[int] | None = None) -> pa.Table:
+    def build(
+        self,
+        as_of: AsOfLike,
+        *,
+        features: Sequence[str] | None = None,
+        customers: Sequence[int] | None = None,
+    ) -> pa.Table:
         """Features as of ``as_of`` (only data strictly before it is used).
 
         Parameters
@@ -53,10 +58,14 @@ class FeatureEngine(ABC):
         sql = compile_features(features, as_of, customers=customers, dialect=self.dialect)
         return self._run(sql)
 
-    def training_set(self, as_of_dates: Iterable[AsOfLike], *,
-                     features: Sequence[str] | None = None,
-                     customers: Sequence[int] | None = None,
-                     progress: Callable[[int, int], None] | None = None) -> pa.Table:
+    def training_set(
+        self,
+        as_of_dates: Iterable[AsOfLike],
+        *,
+        features: Sequence[str] | None = None,
+        customers: Sequence[int] | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> pa.Table:
         """One row per customer per as-of date, every row point-in-time correct."""
         dates = sorted({AsOf.of(d).at for d in as_of_dates})
         parts = []
