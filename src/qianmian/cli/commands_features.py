@@ -10,13 +10,14 @@ import typer
 from rich.table import Table
 
 from qianmian.cli.context import console, friendly_errors, state
+from qianmian.store.base import Store
 
 __all__ = ["default_as_of", "register"]
 
 features_app = typer.Typer(help="Customer features (客户特征).", no_args_is_help=True)
 
 
-def default_as_of(store) -> datetime:  # noqa: ANN001 — any Store
+def default_as_of(store: Store) -> datetime:
     """The day after the latest transaction in the store: "now" for a stored bank."""
     from qianmian.errors import NotFoundError
 

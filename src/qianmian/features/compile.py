@@ -188,16 +188,11 @@ def _source_ctes(
         where = [as_of.fill(src.available)]
         if widest is not None:
             where.append(_time_bound(fs[0], as_of, widest))
-        if variant:  # a 'last' group shares its window and filter
-            if fs[0].where:
-                where.append(f"({as_of.fill(fs[0].where)})")
+        if variant and fs[0].where:  # a 'last' group shares its window and filter
+            where.append(f"({as_of.fill(fs[0].where)})")
         if customers:
             where.append(f"customer_id IN ({customers})")
-        cols = ",\n    ".join(
-            f"{_aggregate(f, as_of, widest) if not variant else _aggregate(f, as_of, widest)} "
-            f"AS {f.name}"
-            for f in fs
-        )
+        cols = ",\n    ".join(f"{_aggregate(f, as_of, widest)} AS {f.name}" for f in fs)
         name = f"src_{source}{'_' + str(k) if variant else ''}"
         sql = (
             f"SELECT customer_id,\n    {cols}\nFROM {src.table}\n"
