@@ -37,6 +37,7 @@ typecheck: $(STAMP)
 
 docs: $(STAMP)
 	$(BIN)/qianmian schema --format markdown > docs/data-dictionary.md
+	$(BIN)/qianmian features list --markdown > docs/features.md
 
 clean:
 	rm -rf $(VENV) $(WORKSPACE) .pytest_cache .ruff_cache .mypy_cache

@@ -124,3 +124,14 @@ def test_as_of_one_month_back_handles_month_ends():
     assert AsOf.of("2026-03-31").minus_one_month() == "DATE '2026-02-28'"
     assert AsOf.of("2024-03-31").minus_one_month() == "DATE '2024-02-29'"
     assert AsOf.of("2026-01-15").minus_one_month() == "DATE '2025-12-15'"
+
+
+def test_docs_are_generated_from_the_catalogue():
+    from pathlib import Path
+
+    from qianmian.features.catalogue import catalogue_markdown
+
+    doc = Path(__file__).parents[2] / "docs" / "features.md"
+    assert doc.read_text(encoding="utf-8").strip() == catalogue_markdown().strip(), (
+        "docs/features.md is stale: run `make docs`."
+    )

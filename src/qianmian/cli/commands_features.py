@@ -36,9 +36,16 @@ def default_as_of(store: Store) -> datetime:
 @friendly_errors
 def list_command(
     group: Annotated[str | None, typer.Option(help="Only this family (rfm, app, ...).")] = None,
+    markdown: Annotated[
+        bool, typer.Option("--markdown", help="Print Markdown (the docs).")
+    ] = False,
 ) -> None:
     """List the feature catalogue: name, family, type, window and description."""
-    from qianmian.features.catalogue import FEATURES
+    from qianmian.features.catalogue import FEATURES, catalogue_markdown
+
+    if markdown:
+        print(catalogue_markdown())
+        return
 
     out = Table(title=f"特征目录 feature catalogue ({len(FEATURES)})")
     for col in ("feature", "group", "type", "window", "说明", "description"):
