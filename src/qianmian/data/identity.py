@@ -21,6 +21,7 @@ Two guards keep the graph from gluing different people together:
 Customer ids are 1, 2, 3 ... in the order of each customer's smallest (source,
 source_record_id), compared as strings, so the result does not depend on the input's row order.
 With an ``existing`` mapping, customers keep their previous ids (see :func:`resolve_identities`).
+The graph and the conflict split live in :mod:`qianmian.data.identity_graph`.
 """
 
 from __future__ import annotations
@@ -33,10 +34,15 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-from scipy import sparse
-from scipy.sparse.csgraph import connected_components
 
-from qianmian.data.schema.vocab import IDENTIFIER_TYPES
+from qianmian.data.identity_graph import (
+    ID_TYPES,
+    WEAK_LINK_ORDER,
+    IdentifierGraph,
+    encode_sorted,
+    split_conflicts,
+    unique_sorted,
+)
 from qianmian.errors import ValidationError
 
 __all__ = [
@@ -49,9 +55,6 @@ __all__ = [
 ]
 
 DEFAULT_MAX_RECORDS_PER_IDENTIFIER = 20
-#: Link types removed, weakest first, to split a component holding two national IDs.
-WEAK_LINK_ORDER = ("device_id", "email", "mobile", "app_user_id", "card_number")
-ID_TYPES = IDENTIFIER_TYPES.values
 _COLUMNS = ("source", "source_record_id", "id_type", "id_value")
 
 
@@ -200,102 +203,6 @@ def _columns(sightings: pd.DataFrame | pa.Table) -> dict[str, pa.Array]:
     return columns
 
 
-def _encode(values: pa.Array) -> tuple[np.ndarray, pa.Array]:
-    """Codes of ``values`` into their sorted distinct values (nulls get code -1)."""
-    encoded = pc.dictionary_encode(values)
-    order = pc.array_sort_indices(encoded.dictionary).to_numpy()
-    rank = np.empty(order.size, dtype=np.int64)
-    rank[order] = np.arange(order.size)
-    indices = encoded.indices.to_numpy(zero_copy_only=False)
-    codes = np.where(
-        pc.is_valid(encoded.indices).to_numpy(zero_copy_only=False),
-        rank[np.nan_to_num(indices, nan=0).astype(np.int64)],
-        -1,
-    )
-    return codes, encoded.dictionary.take(pa.array(order))
-
-
-def _unique(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Sorted distinct ``keys``, the index of each key's first occurrence, and the inverse.
-
-    (``np.unique`` hashes integer keys in numpy 2.4, several times slower than one sort.)
-    """
-    order = np.argsort(keys, kind="stable")
-    ordered = keys[order]
-    new = np.empty(keys.size, dtype=bool)
-    new[:1] = True
-    np.not_equal(ordered[1:], ordered[:-1], out=new[1:])
-    inverse = np.empty(keys.size, dtype=np.int64)
-    inverse[order] = np.cumsum(new) - 1
-    return ordered[new], order[new], inverse
-
-
-@dataclass(frozen=True, slots=True)
-class _Graph:
-    """Records 0..n_rec-1 and identifier values, joined by distinct (record, value) edges."""
-
-    n_rec: int
-    ident_type: np.ndarray  # type code of each identifier value
-    ident_value: np.ndarray  # code of each identifier value's normalised text
-    rec: np.ndarray  # edge -> record
-    ident: np.ndarray  # edge -> identifier value
-
-    def components(self, active: np.ndarray) -> np.ndarray:
-        n = self.n_rec + self.ident_type.size
-        graph = sparse.coo_matrix(
-            (
-                np.ones(int(active.sum()), dtype=np.int8),
-                (self.rec[active], self.n_rec + self.ident[active]),
-            ),
-            shape=(n, n),
-        ).tocsr()
-        return connected_components(graph, directed=False)[1]
-
-
-def _split_conflicts(
-    g: _Graph, active: np.ndarray, names: pa.Array
-) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
-    """Final and first component labels, and a report row per component with two national IDs."""
-    nid = np.flatnonzero(g.ident_type == ID_TYPES.index("national_id"))
-    nid = nid[np.isin(nid, g.ident[active])]  # hub ID numbers link nothing
-    labels = first = g.components(active)
-    n_nodes = labels.size
-
-    def conflicting(labels: np.ndarray) -> np.ndarray:
-        return np.bincount(labels[g.n_rec + nid], minlength=n_nodes) > 1
-
-    bad = first_bad = conflicting(labels)
-    cuts: list[tuple[str, np.ndarray]] = []
-    for link_type in WEAK_LINK_ORDER:
-        if not bad.any():
-            break
-        cut = active & bad[labels[g.rec]] & (g.ident_type[g.ident] == ID_TYPES.index(link_type))
-        if cut.any():
-            active = active & ~cut
-            cuts.append((link_type, np.unique(first[g.rec[cut]])))
-            labels = g.components(active)
-            bad = conflicting(labels)
-    comps = np.flatnonzero(first_bad)
-    in_comp = first_bad[first[g.n_rec + nid]]
-    text = names.take(pa.array(g.ident_value[nid[in_comp]])).to_numpy(zero_copy_only=False)
-    ids = pd.Series(text).groupby(first[g.n_rec + nid[in_comp]]).agg(lambda v: ",".join(sorted(v)))
-    unresolved = (
-        pd.Series(bad[labels[g.n_rec + nid[in_comp]]]).groupby(first[g.n_rec + nid[in_comp]]).any()
-    )
-    report = pd.DataFrame(
-        {
-            "component": comps,
-            "national_ids": ids.reindex(comps).to_numpy(),
-            "records": np.bincount(first[: g.n_rec], minlength=n_nodes)[comps],
-            "removed_link_types": [
-                ",".join(t for t, touched in cuts if c in touched) for c in comps
-            ],
-            "resolved": ~unresolved.reindex(comps).to_numpy(dtype=bool),
-        }
-    )
-    return labels, first, report
-
-
 def _existing_ids(
     existing: pd.DataFrame | pa.Table, mapping: pd.DataFrame
 ) -> tuple[np.ndarray, int]:
@@ -391,28 +298,28 @@ def resolve_identities(
     """
     limits = _limits(max_records_per_identifier)
     cols = _columns(sightings)
-    src, src_names = _encode(cols["source"])
-    rid, rid_names = _encode(cols["source_record_id"])
+    src, src_names = encode_sorted(cols["source"])
+    rid, rid_names = encode_sorted(cols["source_record_id"])
     width = max(len(rid_names), 1)
-    rec_keys, _, rec = _unique(src * width + rid)  # sorted by (source, source_record_id)
+    rec_keys, _, rec = unique_sorted(src * width + rid)  # sorted by (source, source_record_id)
     values = normalise_identifiers(cols["id_type"], cols["id_value"])
-    val, val_names = _encode(values)
+    val, val_names = encode_sorted(values)
     valid = val >= 0
     n_vals = max(len(val_names), 1)
     type_code = pc.fill_null(pc.index_in(cols["id_type"], value_set=pa.array(ID_TYPES)), 0)
     # identifier nodes numbered by (type, value), records by (source, id): sorted outputs
-    ident_keys, _, ident = _unique(type_code.to_numpy()[valid] * n_vals + val[valid])
+    ident_keys, _, ident = unique_sorted(type_code.to_numpy()[valid] * n_vals + val[valid])
     n_ident = max(ident_keys.size, 1)
-    edges = _unique(rec[valid] * n_ident + ident)[0]
-    g = _Graph(
+    edges = unique_sorted(rec[valid] * n_ident + ident)[0]
+    g = IdentifierGraph(
         rec_keys.size, ident_keys // n_vals, ident_keys % n_vals, edges // n_ident, edges % n_ident
     )
     records_per_ident = np.bincount(g.ident, minlength=ident_keys.size)
     hub = records_per_ident > limits[g.ident_type]
-    labels, first, conflicts = _split_conflicts(g, ~hub[g.ident], val_names)
+    labels, first, conflicts = split_conflicts(g, ~hub[g.ident], val_names)
 
     # customers numbered by their smallest record
-    comp_labels, first_rec, _ = _unique(labels[: g.n_rec])
+    comp_labels, first_rec, _ = unique_sorted(labels[: g.n_rec])
     rank = np.empty(comp_labels.size, dtype=np.int64)
     rank[np.argsort(first_rec, kind="stable")] = np.arange(comp_labels.size)
     cust = rank[np.searchsorted(comp_labels, labels[: g.n_rec])]
@@ -428,7 +335,7 @@ def resolve_identities(
 
     # edges are sorted by record, so the first edge of a (customer, value) has its first source
     keep = ~hub[g.ident]
-    key, at, _ = _unique(cust[g.rec[keep]] * n_ident + g.ident[keep])
+    key, at, _ = unique_sorted(cust[g.rec[keep]] * n_ident + g.ident[keep])
     order = np.argsort(ids[key // n_ident], kind="stable")  # by customer id, then value
     key, at = key[order], at[order]
     ident_kept = key % n_ident

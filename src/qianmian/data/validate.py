@@ -6,6 +6,10 @@ silently. The checks, in order: type (text parsed to int, float, bool, date or t
 enum, min/max, pattern, duplicate primary key within the input (the first occurrence wins), primary
 key already stored, and referential integrity (``references``).
 
+Converting values (:func:`coerce`) lives in :mod:`qianmian.data.coerce`, and turning what the
+checks find into quarantine rows in :mod:`qianmian.data.quarantine`; their public names are
+re-exported here.
+
 >>> import pyarrow as pa
 >>> from qianmian.data.schema import table
 >>> result = validate_rows(table("customers"), pa.table({"customer_id": ["1", "x", "1"]}))
@@ -16,20 +20,30 @@ key already stored, and referential integrity (``references``).
 from __future__ import annotations
 
 import difflib
-import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from qianmian.data.coerce import (
+    NULL_TOKENS,
+    TYPE_REASONS,
+    Coerced,
+    as_array,
+    clean_text,
+    coerce,
+)
+from qianmian.data.quarantine import (
+    PROBLEM_COLUMNS,
+    Findings,
+    assemble_problems,
+    to_quarantine_table,
+)
 from qianmian.data.schema import Field, Table
-from qianmian.data.schema import table as dictionary_table
-from qianmian.data.schema.model import ARROW_TYPES
 from qianmian.errors import SchemaError
 
 __all__ = [
@@ -43,207 +57,6 @@ __all__ = [
     "to_quarantine_table",
     "validate_rows",
 ]
-
-#: Columns of :attr:`ValidationResult.problems`: the quarantine table's, plus ``check`` (the kind
-#: of problem, for summaries) and ``row_index`` (position of the row in the validated input).
-PROBLEM_COLUMNS = [
-    "import_id",
-    "table_name",
-    "row_number",
-    "field",
-    "value",
-    "reason",
-    "raw",
-    "check",
-    "row_index",
-]
-FINDING_COLUMNS = ["row_index", "field", "value", "reason", "check"]
-
-NULL_TOKENS = ("", "NULL", "null", "None", "NaN", "nan", "N/A", "#N/A", "\\N")
-_TRUE = ("true", "t", "yes", "y", "1", "是", "真")
-_FALSE = ("false", "f", "no", "n", "0", "否", "假")
-_DATE_FORMATS = "YYYY-MM-DD, YYYY/MM/DD, YYYY.MM.DD, YYYYMMDD or YYYY年M月D日"
-TYPE_REASONS = {
-    "int": "is not a whole number",
-    "float": "is not a number",
-    "bool": "is not a yes/no value (use 是/否, Y/N, true/false or 1/0)",
-    "date": f"is not a valid date (use {_DATE_FORMATS})",
-    "timestamp": f"is not a valid date-time (use {_DATE_FORMATS}, then HH:MM[:SS[.ffffff]])",
-    "string": "is not text",
-}
-_TIME = r"(?:[ T]?(?P<H>\d{1,2})[:时](?P<M>\d{2})分?(?::?(?P<S>\d{2})(?:\.(?P<f>\d{1,6}))?秒?)?)?$"
-_DATES = (
-    r"^(?P<y>\d{4})-(?P<m>\d{1,2})-(?P<d>\d{1,2})",
-    r"^(?P<y>\d{4})/(?P<m>\d{1,2})/(?P<d>\d{1,2})",
-    r"^(?P<y>\d{4})\.(?P<m>\d{1,2})\.(?P<d>\d{1,2})",
-    r"^(?P<y>\d{4})年(?P<m>\d{1,2})月(?P<d>\d{1,2})日",
-)
-_DATETIME_PATTERNS = (
-    *(date + _TIME for date in _DATES),
-    r"^(?P<y>\d{4})(?P<m>\d{2})(?P<d>\d{2})(?:(?P<H>\d{2})(?P<M>\d{2})(?P<S>\d{2}))?$",
-)
-_INT = r"^[+-]?\d{1,18}(?:\.0*)?$"
-_FLOAT = r"^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$"
-_THOUSANDS = r"^[+-]?\d{1,3}(?:,\d{3})+(?:\.\d*)?$"
-
-
-@dataclass(frozen=True)
-class Coerced:
-    """Values converted to a dictionary type: ``values`` (null where missing or invalid) and
-    ``invalid`` (bool array, True where a value was present but could not be converted)."""
-
-    values: pa.Array
-    invalid: np.ndarray
-
-
-def coerce(values: pa.Array | pa.ChunkedArray | Sequence[Any], field_type: str) -> Coerced:
-    """Convert ``values`` to the Arrow type of a dictionary ``field_type``, value by value.
-
-    Text is trimmed; empty text and :data:`NULL_TOKENS` are missing. Values that are present but
-    cannot be converted are null in ``values`` and flagged in ``invalid``; nothing raises.
-
-    Parameters
-    ----------
-    values : pyarrow.Array or sequence, length n
-        Text as read from a file, or already typed values (e.g. from Parquet or an expression).
-    field_type : {"string", "int", "float", "bool", "date", "timestamp"}
-
-    Examples
-    --------
-    >>> c = coerce(["2024/1/31", "20240131", "2024年1月31日", "2024-02-30", ""], "date")
-    >>> [str(d) for d in c.values.to_pylist()], c.invalid.tolist()
-    (['2024-01-31', '2024-01-31', '2024-01-31', 'None', 'None'], [False, False, False, True, False])
-    """
-    arr = _as_array(values)
-    target = ARROW_TYPES[field_type]
-    if arr.type == target and field_type != "string":
-        out = arr
-    elif (pa.types.is_integer(arr.type) and field_type in ("int", "float")) or (
-        pa.types.is_floating(arr.type) and field_type == "float"
-    ):
-        out = pc.cast(arr, target)
-    else:
-        text = clean_text(arr)
-        out = _PARSERS[field_type](text)
-        return Coerced(out, _flag(text, out))
-    if field_type in ("date", "timestamp"):  # dates from expressions may fall outside Python's
-        lo, hi = pa.scalar(-719162, pa.int32()), pa.scalar(2932896, pa.int32())
-        days = pc.cast(pc.cast(out, pa.date32()), pa.int32())
-        bad = pc.fill_null(pc.or_(pc.less(days, lo), pc.greater(days, hi)), False)
-        out = pc.if_else(bad, pa.scalar(None, target), out)
-        return Coerced(out, bad.to_numpy(zero_copy_only=False))
-    return Coerced(out, np.zeros(len(out), dtype=bool))
-
-
-def _as_array(values: pa.Array | pa.ChunkedArray | Sequence[Any]) -> pa.Array:
-    if isinstance(values, pa.ChunkedArray):
-        return values.combine_chunks() if values.num_chunks else pa.array([], values.type)
-    if isinstance(values, pa.Array):
-        return values
-    return (
-        pa.array(list(values), type=pa.string())
-        if all(v is None or isinstance(v, str) for v in values)
-        else pa.array(list(values))
-    )
-
-
-def clean_text(arr: pa.Array) -> pa.Array:
-    """Values as trimmed text, with empty text and :data:`NULL_TOKENS` as nulls."""
-    text = pc.utf8_trim_whitespace(pc.cast(arr, pa.string()))
-    return pc.if_else(pc.is_in(text, pa.array(NULL_TOKENS)), pa.scalar(None, pa.string()), text)
-
-
-def _flag(text: pa.Array, out: pa.Array) -> np.ndarray:
-    return pc.and_(pc.is_valid(text), pc.is_null(out)).to_numpy(zero_copy_only=False)
-
-
-def _parse_string(text: pa.Array) -> pa.Array:
-    return text
-
-
-def _parse_int(text: pa.Array) -> pa.Array:
-    text = _drop_thousands(text)
-    ok = pc.fill_null(pc.match_substring_regex(text, _INT), False)
-    digits = pc.replace_substring_regex(pc.if_else(ok, text, "0"), r"\.0*$", "")
-    return pc.if_else(ok, pc.cast(digits, pa.int64()), pa.scalar(None, pa.int64()))
-
-
-def _parse_float(text: pa.Array) -> pa.Array:
-    text = _drop_thousands(text)
-    ok = pc.fill_null(pc.match_substring_regex(text, _FLOAT), False)
-    number = pc.cast(pc.if_else(ok, text, "0"), pa.float64())
-    ok = pc.and_(ok, pc.is_finite(number))
-    return pc.if_else(ok, number, pa.scalar(None, pa.float64()))
-
-
-def _drop_thousands(text: pa.Array) -> pa.Array:
-    grouped = pc.fill_null(pc.match_substring_regex(text, _THOUSANDS), False)
-    return pc.if_else(grouped, pc.replace_substring(text, ",", ""), text)
-
-
-def _parse_bool(text: pa.Array) -> pa.Array:
-    lower = pc.utf8_lower(text)
-    is_true, is_false = pc.is_in(lower, pa.array(_TRUE)), pc.is_in(lower, pa.array(_FALSE))
-    known = pc.or_(is_true, is_false)
-    return pc.if_else(known, is_true, pa.scalar(None, pa.bool_()))
-
-
-def _parse_timestamp(text: pa.Array) -> pa.Array:
-    n = len(text)
-    parts = {k: np.zeros(n, dtype=np.int64) for k in "ymdHMSf"}
-    matched = np.zeros(n, dtype=bool)
-    for pattern in _DATETIME_PATTERNS:
-        found = pc.extract_regex(text, pattern)
-        hit = pc.is_valid(found).to_numpy(zero_copy_only=False) & ~matched
-        if not hit.any():
-            continue
-        for k in "ymdHMSf" if "f" in found.type.names else "ymdHMS":
-            raw = found.field(k)
-            if k == "f":
-                raw = pc.utf8_rpad(raw, 6, "0")
-            number = pc.cast(pc.if_else(pc.equal(raw, ""), "0", raw), pa.int64())
-            parts[k] = np.where(hit, pc.fill_null(number, 0).to_numpy(), parts[k])
-        matched |= hit
-    y, m, d = parts["y"], parts["m"], parts["d"]
-    month = ((y - 1970) * 12 + np.clip(m, 1, 12) - 1).astype("datetime64[M]")
-    first = month.astype("datetime64[D]")
-    days_in_month = ((month + 1).astype("datetime64[D]") - first).astype(np.int64)
-    ok = (
-        matched
-        & (y >= 1)
-        & (m >= 1)
-        & (m <= 12)
-        & (d >= 1)
-        & (d <= days_in_month)
-        & (parts["H"] < 24)
-        & (parts["M"] < 60)
-        & (parts["S"] < 60)
-    )
-    seconds = parts["H"] * 3600 + parts["M"] * 60 + parts["S"]
-    stamp = ((first + (d - 1)).astype("datetime64[us]") + seconds * 1_000_000 + parts["f"]).astype(
-        "datetime64[us]"
-    )
-    return pa.array(stamp, type=pa.timestamp("us"), mask=~ok)
-
-
-def _parse_date(text: pa.Array) -> pa.Array:
-    stamp = _parse_timestamp(text)
-    day = pc.cast(pc.floor_temporal(stamp, unit="day"), pa.date32())
-    midnight = pc.equal(
-        pc.cast(stamp, pa.int64()),
-        pc.multiply(pc.cast(pc.cast(day, pa.int32()), pa.int64()), 86_400_000_000),
-    )
-    return pc.if_else(midnight, day, pa.scalar(None, pa.date32()))
-
-
-_PARSERS = {
-    "string": _parse_string,
-    "int": _parse_int,
-    "float": _parse_float,
-    "bool": _parse_bool,
-    "date": _parse_date,
-    "timestamp": _parse_timestamp,
-}
 
 
 @dataclass(frozen=True)
@@ -279,15 +92,6 @@ class ValidationResult:
     def quarantine_table(self) -> pa.Table:
         """The problems as an Arrow table of the ``quarantine`` dictionary table."""
         return to_quarantine_table(self.problems)
-
-
-def to_quarantine_table(problems: pd.DataFrame) -> pa.Table:
-    """Problems (:data:`PROBLEM_COLUMNS`) as an Arrow table of the ``quarantine`` table."""
-    quarantine = dictionary_table("quarantine")
-    frame = problems[quarantine.column_names].astype(
-        {"row_number": "int64"} | {c: object for c in quarantine.column_names if c != "row_number"}
-    )
-    return quarantine.conform(pa.Table.from_pandas(frame, preserve_index=False))
 
 
 def validate_rows(
@@ -339,7 +143,7 @@ def validate_rows(
         )
     n = data.num_rows
     lines = np.arange(1, n + 1) if row_numbers is None else np.asarray(row_numbers, dtype=np.int64)
-    findings = _Findings(n)
+    findings = Findings(n)
     if prior_problems is not None and len(prior_problems):
         findings.extend(prior_problems)
     typed: dict[str, pa.Array] = {}
@@ -347,14 +151,14 @@ def validate_rows(
         raw = data.column(f.name) if f.name in data.column_names else pa.nulls(n, pa.string())
         coerced = coerce(raw, f.type)
         typed[f.name] = coerced.values
-        text = pc.cast(_as_array(raw), pa.string())
+        text = pc.cast(as_array(raw), pa.string())
         findings.add(coerced.invalid, f.name, text, TYPE_REASONS[f.type], "type")
         _check_field(f, coerced, text, findings)
     _check_keys(table, typed, lines, stored_keys, findings)
     _check_references(table, typed, parent_keys or {}, findings)
     good_rows = np.flatnonzero(~findings.bad)
     good = table.conform(pa.table(typed).take(pa.array(good_rows, pa.int64())))
-    problems = _assemble(
+    problems = assemble_problems(
         findings,
         table,
         lines,
@@ -367,44 +171,7 @@ def validate_rows(
     return result
 
 
-class _Findings:
-    """Problems found so far, as small frames, and which rows have at least one."""
-
-    def __init__(self, n: int) -> None:
-        self.bad = np.zeros(n, dtype=bool)
-        self.frames: list[pd.DataFrame] = []
-
-    def add(
-        self,
-        mask: np.ndarray,
-        field: str | None,
-        text: pa.Array,
-        reason: str | np.ndarray,
-        check: str,
-    ) -> None:
-        rows = np.flatnonzero(mask)
-        if rows.size == 0:
-            return
-        values = text.take(pa.array(rows, pa.int64())).to_pylist()
-        reasons = reason if isinstance(reason, str) else np.asarray(reason, dtype=object)[rows]
-        self.extend(
-            pd.DataFrame(
-                {
-                    "row_index": rows,
-                    "field": field,
-                    "value": values,
-                    "reason": reasons,
-                    "check": check,
-                }
-            )
-        )
-
-    def extend(self, frame: pd.DataFrame) -> None:
-        self.frames.append(frame[FINDING_COLUMNS])
-        self.bad[frame["row_index"].to_numpy(dtype=np.int64)] = True
-
-
-def _check_field(f: Field, coerced: Coerced, text: pa.Array, findings: _Findings) -> None:
+def _check_field(f: Field, coerced: Coerced, text: pa.Array, findings: Findings) -> None:
     values = coerced.values
     present = pc.is_valid(values).to_numpy(zero_copy_only=False)
     if f.required:
@@ -467,7 +234,7 @@ def _check_keys(
     typed: dict[str, pa.Array],
     lines: np.ndarray,
     stored: pa.Table | None,
-    findings: _Findings,
+    findings: Findings,
 ) -> None:
     pk = list(table.primary_key)
     if not pk:
@@ -535,14 +302,14 @@ def _check_references(
     table: Table,
     typed: dict[str, pa.Array],
     parent_keys: Mapping[str, pa.Array | pa.ChunkedArray | None],
-    findings: _Findings,
+    findings: Findings,
 ) -> None:
     for f in table.fields:
         if f.references is None:
             continue
         parent, column = f.references.split(".", 1)
         stored = parent_keys.get(f.references)
-        allowed = pa.array([], f.arrow_type) if stored is None else _as_array(stored)
+        allowed = pa.array([], f.arrow_type) if stored is None else as_array(stored)
         values = typed[f.name]
         present = pc.is_valid(values).to_numpy(zero_copy_only=False)
         reason = (
@@ -562,58 +329,3 @@ def _check_references(
                 break
             dangling |= now
         findings.add(dangling, f.name, pc.cast(values, pa.string()), reason, "reference")
-
-
-def _masker() -> Any:
-    from qianmian.data.masking import mask_value
-
-    return mask_value
-
-
-def _assemble(
-    findings: _Findings,
-    table: Table,
-    lines: np.ndarray,
-    import_id: str,
-    source: pa.Table,
-    source_pii: Mapping[str, str],
-) -> pd.DataFrame:
-    if not findings.frames:
-        return pd.DataFrame(
-            {
-                c: pd.Series(dtype="int64" if c in ("row_number", "row_index") else object)
-                for c in PROBLEM_COLUMNS
-            }
-        )
-    frame = pd.concat(findings.frames, ignore_index=True)
-    frame["row_index"] = frame["row_index"].astype("int64")
-    frame["row_number"] = lines[frame["row_index"].to_numpy()]
-    frame["import_id"], frame["table_name"] = import_id, table.name
-    pii = table.pii_fields
-    if frame["field"].isin(list(pii)).any():
-        mask = _masker()
-        frame["value"] = [
-            mask(str(v), pii[f]) if f in pii and v is not None else v
-            for f, v in zip(frame["field"], frame["value"], strict=True)
-        ]
-    frame["value"] = frame["value"].astype(object)
-    frame["raw"] = frame["row_index"].map(
-        _raw_rows(source, frame["row_index"].unique(), source_pii)
-    )
-    order = frame.sort_values(["row_number", "row_index"], kind="stable").index
-    return frame.loc[order, PROBLEM_COLUMNS].reset_index(drop=True)
-
-
-def _raw_rows(source: pa.Table, rows: np.ndarray, pii: Mapping[str, str]) -> dict[int, str]:
-    """Each problem row of the source as JSON, PII columns masked."""
-    records = source.take(pa.array(rows, pa.int64())).to_pylist()
-    mask = _masker() if any(c in pii for c in source.column_names) else None
-    out = {}
-    for row, record in zip(rows.tolist(), records, strict=True):
-        if mask is not None:
-            record = {
-                c: v if c not in pii or v is None else mask(str(v), pii[c])
-                for c, v in record.items()
-            }
-        out[row] = json.dumps(record, ensure_ascii=False, default=str)
-    return out

@@ -3,22 +3,21 @@
 Data moves in bulk both ways: writes and Parquet loads stream CSV written by Arrow into
 ``COPY ... FROM STDIN``, and reads stream ``COPY (...) TO STDOUT`` into Arrow's CSV reader with the
 column types known beforehand, so no value passes through a Python object. Reads return the same
-Arrow types DuckDB returns for the same table.
+Arrow types DuckDB returns for the same table. Those conversions live in
+:mod:`qianmian.store.postgres_copy`; this module owns the connection, transactions and the catalog.
 """
 
 from __future__ import annotations
 
-import io
 import logging
 import re
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
-import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from qianmian.errors import NotFoundError, QianmianError, StoreError, ValidationError
@@ -34,7 +33,6 @@ from qianmian.store.ddl import (
     create_table_sql,
     excerpt,
     first_line,
-    logical_type,
     parquet_columns,
     quote_ident,
     read_schema,
@@ -45,12 +43,23 @@ from qianmian.store.ddl import (
 try:
     import psycopg
     from psycopg import ClientCursor
-    from psycopg import pq as libpq
     from psycopg.conninfo import conninfo_to_dict
 except ImportError as e:  # pragma: no cover - depends on the installation
     raise ImportError(
         "The PostgreSQL store needs psycopg 3. Install it with: pip install 'qianmian[postgres]'."
     ) from e
+
+# imported once psycopg is known to be there: the COPY conversions use it directly
+from qianmian.store.postgres_copy import (
+    ARROW_BY_NAME,
+    ARROW_BY_OID,
+    COPYABLE,
+    LOGICAL_BY_NAME,
+    copy_in,
+    copy_out,
+    describe_result,
+    fetched_array,
+)
 
 if TYPE_CHECKING:
     from qianmian.config import PostgresStoreConfig
@@ -66,28 +75,6 @@ START_HINT = (
     "`docker run -d -p 5432:5432 -e POSTGRES_HOST_AUTH_METHOD=trust postgres:16`), or point "
     "QIANMIAN_STORE__DSN at a server that is running."
 )
-
-# PostgreSQL types by name and OID, with the Arrow type DuckDB returns for the same column type.
-_PG_TYPES: list[tuple[str, int, pa.DataType]] = [
-    ("text", 25, pa.string()),
-    ("character varying", 1043, pa.string()),
-    ("character", 1042, pa.string()),
-    ("name", 19, pa.string()),
-    ("bigint", 20, pa.int64()),
-    ("integer", 23, pa.int32()),
-    ("smallint", 21, pa.int16()),
-    ("double precision", 701, pa.float64()),
-    ("real", 700, pa.float32()),
-    ("numeric", 1700, pa.float64()),  # DuckDB gives DECIMAL; cast in SQL where it matters
-    ("boolean", 16, pa.bool_()),
-    ("date", 1082, pa.date32()),
-    ("timestamp without time zone", 1114, pa.timestamp("us")),
-]
-_ARROW_BY_NAME = {name: arrow for name, _, arrow in _PG_TYPES}
-_ARROW_BY_OID = {oid: arrow for _, oid, arrow in _PG_TYPES}
-_LOGICAL = {name: logical_type(arrow, "", name) for name, _, arrow in _PG_TYPES}
-# Statements COPY (...) TO STDOUT accepts; others that return rows are fetched row by row.
-_COPYABLE = re.compile(r"\s*\(*\s*(select|with|values|table|insert|update|delete|merge)\b", re.I)
 
 
 def mask_dsn(dsn: str) -> str:
@@ -266,7 +253,7 @@ class PostgresStore(Store):
         if not rows:
             return None
         return [
-            (Column(n, _LOGICAL.get(t), nullable == "NO"), _ARROW_BY_NAME.get(t, pa.string()))
+            (Column(n, LOGICAL_BY_NAME.get(t), nullable == "NO"), ARROW_BY_NAME.get(t, pa.string()))
             for n, t, nullable in rows
         ]
 
@@ -292,7 +279,7 @@ class PostgresStore(Store):
         types = {c.name: t for c, t in stored}
         schema = read_schema(name, pa.schema([pa.field(n, types[n]) for n in names]))
         with self._session(f"reading table '{name}'") as conn:
-            return _copy_out(
+            return copy_out(
                 conn, f"SELECT {column_list(names)} FROM {self._qualified(name)}", schema
             )
 
@@ -301,21 +288,21 @@ class PostgresStore(Store):
         statement = to_pyformat(sql.rstrip().rstrip(";"))
         with self._session(f"running the query {excerpt(sql)}") as conn:
             literal = ClientCursor(conn).mogrify(statement, values)
-            described = _describe(conn, literal)
-            if described and _COPYABLE.match(literal):
+            described = describe_result(conn, literal)
+            if described and COPYABLE.match(literal):
                 schema = pa.schema(
-                    [pa.field(n, _ARROW_BY_OID.get(oid, pa.string())) for n, oid in described]
+                    [pa.field(n, ARROW_BY_OID.get(oid, pa.string())) for n, oid in described]
                 )
-                return _copy_out(conn, literal, schema)
+                return copy_out(conn, literal, schema)
             with conn.cursor() as cur:
                 cur.execute(literal)
                 if cur.description is None:
                     count = [cur.rowcount] if cur.rowcount >= 0 else []
                     return pa.table({"Count": pa.array(count, pa.int64())})
                 names = [d.name for d in cur.description]
-                types = [_ARROW_BY_OID.get(d.type_code) for d in cur.description]
+                types = [ARROW_BY_OID.get(d.type_code) for d in cur.description]
                 rows = cur.fetchall()
-        arrays = [_array([r[i] for r in rows], t) for i, t in enumerate(types)]
+        arrays = [fetched_array([r[i] for r in rows], t) for i, t in enumerate(types)]
         return pa.Table.from_arrays(arrays, names=names)
 
     def count(self, name: str) -> int:
@@ -334,8 +321,11 @@ class PostgresStore(Store):
             columns = existing or columns_for_write(name, data.schema)
             rows = conform(name, data, columns)
             self._prepare_table(conn, name, columns, mode=mode, exists=existing is not None)
-            written = self._copy_in(
-                conn, name, columns, rows.to_batches(max_chunksize=COPY_BATCH_ROWS)
+            written = copy_in(
+                conn,
+                self._qualified(name),
+                columns,
+                rows.to_batches(max_chunksize=COPY_BATCH_ROWS),
             )
         logger.debug("Wrote %d rows to PostgreSQL table %s (%s).", written, name, mode)
         return written
@@ -357,7 +347,7 @@ class PostgresStore(Store):
                             name, pa.Table.from_batches([batch]), columns
                         ).to_batches()
 
-            loaded = self._copy_in(conn, name, columns, batches())
+            loaded = copy_in(conn, self._qualified(name), columns, batches())
         logger.debug("Loaded %d rows from %d Parquet files into %s.", loaded, len(paths), name)
         return loaded
 
@@ -375,82 +365,7 @@ class PostgresStore(Store):
         if not exists:
             conn.execute(create_table_sql(self._qualified(name), columns, "postgres"))
 
-    def _copy_in(
-        self,
-        conn: psycopg.Connection[Any],
-        name: str,
-        columns: list[Column],
-        batches: Iterable[pa.RecordBatch],
-    ) -> int:
-        """Stream ``batches`` into table ``name`` as CSV through COPY; return the rows sent."""
-        sql = (
-            f"COPY {self._qualified(name)} ({column_list(c.name for c in columns)}) "
-            "FROM STDIN (FORMAT csv)"
-        )
-        options = pacsv.WriteOptions(include_header=False)
-        rows = 0
-        with conn.cursor() as cur, cur.copy(sql) as copy:
-            for batch in batches:
-                if batch.num_rows == 0:
-                    continue
-                sink = pa.BufferOutputStream()
-                pacsv.write_csv(batch, sink, options)
-                copy.write(memoryview(sink.getvalue()))
-                rows += batch.num_rows
-        return rows
-
     def drop(self, name: str) -> None:
         check_table_name(name)
         with self._unit(f"dropping table '{name}'") as conn:
             conn.execute(f"DROP TABLE IF EXISTS {self._qualified(name)}")
-
-
-def _describe(conn: psycopg.Connection[Any], literal: str) -> list[tuple[str, int]]:
-    """Names and type OIDs of the columns ``literal`` returns, without running it."""
-    pgconn, encoding = conn.pgconn, conn.info.encoding
-    result = pgconn.prepare(b"", literal.encode(encoding))
-    if result.status != libpq.ExecStatus.COMMAND_OK:
-        raise psycopg.errors.error_from_result(result, encoding=encoding)
-    result = pgconn.describe_prepared(b"")
-    if result.status != libpq.ExecStatus.COMMAND_OK:
-        raise psycopg.errors.error_from_result(result, encoding=encoding)
-    return [
-        ((result.fname(i) or b"").decode(encoding), result.ftype(i)) for i in range(result.nfields)
-    ]
-
-
-def _copy_out(conn: psycopg.Connection[Any], select: str, schema: pa.Schema) -> pa.Table:
-    """Run ``select`` through ``COPY ... TO STDOUT`` and parse its CSV as ``schema``."""
-    buffer = io.BytesIO()
-    with conn.cursor() as cur, cur.copy(f"COPY ({select}) TO STDOUT (FORMAT csv)") as copy:
-        for chunk in copy:
-            buffer.write(chunk)
-    if buffer.tell() == 0:
-        return schema.empty_table()
-    buffer.seek(0)
-    # Positional names, as a result may name two columns alike; PostgreSQL writes NULL as an
-    # unquoted empty field and an empty string as "", booleans as t and f.
-    keys = [f"c{i}" for i in range(len(schema))]
-    data = pacsv.read_csv(
-        buffer,
-        read_options=pacsv.ReadOptions(column_names=keys),
-        parse_options=pacsv.ParseOptions(newlines_in_values=True, ignore_empty_lines=False),
-        convert_options=pacsv.ConvertOptions(
-            column_types=dict(zip(keys, schema.types, strict=True)),
-            null_values=[""],
-            strings_can_be_null=True,
-            quoted_strings_can_be_null=False,
-            true_values=["t"],
-            false_values=["f"],
-        ),
-    )
-    return pa.Table.from_arrays(data.columns, schema=schema)
-
-
-def _array(values: list[Any], arrow_type: pa.DataType | None) -> pa.Array:
-    """One fetched column as Arrow; types with no Arrow match come back as their text."""
-    if arrow_type is None:
-        return pa.array([None if v is None else str(v) for v in values], pa.string())
-    if pa.types.is_floating(arrow_type):
-        values = [None if v is None else float(v) for v in values]
-    return pa.array(values, arrow_type)
