@@ -57,6 +57,7 @@ def _register() -> None:
         commands_features,
         commands_identity,
         commands_store,
+        commands_tags,
         commands_world,
     )
 
@@ -65,6 +66,7 @@ def _register() -> None:
     commands_store.register(app)
     commands_identity.register(app)
     commands_features.register(app)
+    commands_tags.register(app)
 
 
 _register()
