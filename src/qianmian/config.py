@@ -26,8 +26,10 @@ from pydantic_settings import (
 )
 
 from qianmian.errors import ConfigError
+from qianmian.features.online.configs import MemoryOnlineConfig, OnlineConfig
 
 if TYPE_CHECKING:
+    from qianmian.features.online.base import OnlineFeatureStore
     from qianmian.store.base import Store
 
 __all__ = ["DuckDBStoreConfig", "PostgresStoreConfig", "Settings", "load_settings"]
@@ -74,6 +76,7 @@ class Settings(BaseSettings):
 
     workspace: Path = Field(DEFAULT_WORKSPACE, description="Folder holding data and state")
     store: StoreConfig = Field(default_factory=lambda: DuckDBStoreConfig())
+    online: OnlineConfig = Field(default_factory=lambda: MemoryOnlineConfig())
     language: Literal["zh", "en"] = Field("zh", description="Language of labels and copy")
     bank_name: str = Field("千面银行", description="Bank name used in copy and SMS signatures")
 
@@ -102,6 +105,12 @@ class Settings(BaseSettings):
         from qianmian.store import open_store
 
         return open_store(self.store, workspace=self.workspace)
+
+    def build_online_store(self) -> OnlineFeatureStore:
+        """Open the configured online feature store (in-process by default, or Redis)."""
+        from qianmian.features.online import open_online_store
+
+        return open_online_store(self.online)
 
 
 def load_settings(workspace: Path | str | None = None, **overrides: object) -> Settings:
