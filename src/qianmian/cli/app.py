@@ -56,6 +56,7 @@ def _register() -> None:
         commands_data,
         commands_features,
         commands_identity,
+        commands_segments,
         commands_store,
         commands_tags,
         commands_world,
@@ -67,6 +68,7 @@ def _register() -> None:
     commands_identity.register(app)
     commands_features.register(app)
     commands_tags.register(app)
+    commands_segments.register(app)
 
 
 _register()
