@@ -74,10 +74,32 @@ def test_demo_writes_an_offline_html_summary(tmp_path):
     assert result.exit_code == 0, result.output
     page = (ws / "reports" / "bank_summary.html").read_text(encoding="utf-8")
     assert "Customers by city tier" in page and "Double 11" in page
+    # customer 360: segments, their profiles, RFM and tags are charted too
+    for title in ("Segment sizes", "Segment profiles", "RFM segments", "Tag coverage"):
+        assert title in page, title
+    # customer 360: segments, their profiles, RFM and tags are charted too
+    for title in ("Segment sizes", "Segment profiles", "RFM segments", "Tag coverage"):
+        assert title in page, title
     # Plotly's JavaScript is embedded (banks run offline): no external script at all.
     assert "Plotly.newPlot" in page and len(page) > 1_000_000
     assert "<script src" not in page
     assert "Summary written to" in result.output
+    assert "客户分群 segments" in result.output
+
+    card = runner.invoke(app, ["--workspace", str(ws), "profile", "3"])
+    assert card.exit_code == 0, card.output
+    assert "客户画像" in card.output and "PII masked" in card.output
+    assert "分群 segment" in card.output and "标签 tags" in card.output
+    missing = runner.invoke(app, ["--workspace", str(ws), "profile", "99999999"])
+    assert missing.exit_code == 1 and "is not in the store" in missing.output
+    assert "客户分群 segments" in result.output
+
+    card = runner.invoke(app, ["--workspace", str(ws), "profile", "3"])
+    assert card.exit_code == 0, card.output
+    assert "客户画像" in card.output and "PII masked" in card.output
+    assert "分群 segment" in card.output and "标签 tags" in card.output
+    missing = runner.invoke(app, ["--workspace", str(ws), "profile", "99999999"])
+    assert missing.exit_code == 1 and "is not in the store" in missing.output
 
 
 def test_show_masks_personal_data_and_identity_resolve_writes_the_map(tmp_path):

@@ -112,10 +112,16 @@ def _figures(s: BankSummary) -> list[go.Figure]:
 
 
 def write_summary_html(
-    summary: BankSummary, path: Path, title: str = "千面银行 · 客户概览"
+    summary: BankSummary,
+    path: Path,
+    title: str = "千面银行 · 客户概览",
+    extra_figures: list[go.Figure] | None = None,
 ) -> Path:
-    """Write the summary as one self-contained HTML file (Plotly's JS embedded once)."""
-    figs = _figures(summary)
+    """Write the summary as one self-contained HTML file (Plotly's JS embedded once).
+
+    ``extra_figures`` (e.g. segments and tags) are appended after the bank's own charts.
+    """
+    figs = _figures(summary) + list(extra_figures or [])
     parts = [
         pio.to_html(f, full_html=False, include_plotlyjs=(i == 0), config={"displaylogo": False})
         for i, f in enumerate(figs)

@@ -56,6 +56,7 @@ def _register() -> None:
         commands_data,
         commands_features,
         commands_identity,
+        commands_profile,
         commands_segments,
         commands_store,
         commands_tags,
@@ -69,6 +70,7 @@ def _register() -> None:
     commands_features.register(app)
     commands_tags.register(app)
     commands_segments.register(app)
+    commands_profile.register(app)
 
 
 _register()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from datetime import date, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -14,7 +14,10 @@ from rich.table import Table
 from qianmian.cli.context import console, friendly_errors, state
 from qianmian.errors import ConfigError
 
-__all__ = ["register"]
+if TYPE_CHECKING:
+    from qianmian.analytics.customer_summary import CustomerSummary
+
+__all__ = ["customer_360", "register"]
 
 
 def _parse_date(value: str) -> date:
@@ -92,6 +95,33 @@ def generate_command(
     console.print(f"Done in {seconds:.1f} s.")
 
 
+def customer_360(as_of: datetime) -> CustomerSummary:
+    """Features, tags and segments of the stored bank as of ``as_of`` (the demo's second act)."""
+    from qianmian.analytics.customer_summary import CustomerSummary, segment_profile_index
+    from qianmian.features.engine import StoreFeatureEngine, save_features
+    from qianmian.features.segments import run_segmentation
+    from qianmian.features.tags import TagLibrary
+
+    settings = state.settings
+    with settings.build_store() as store, _progress() as progress:
+        task = progress.add_task("客户360 customer 360", total=3)
+        features = StoreFeatureEngine(store).build(as_of)
+        save_features(store, features)
+        progress.advance(task)
+        frame = features.to_pandas()
+        coverage = TagLibrary.load().coverage(frame)
+        progress.advance(task)
+        run = run_segmentation(store, settings.workspace, as_of)
+        progress.advance(task)
+    names = dict(zip(run.segments["cluster"], run.segments["name_zh"], strict=True))
+    return CustomerSummary(
+        segments=run.segments,
+        rfm=run.rfm,
+        profile_index=segment_profile_index(frame, run.assignments, names),
+        tag_coverage=coverage,
+    )
+
+
 @friendly_errors
 def demo_command(
     customers: Annotated[
@@ -99,8 +129,10 @@ def demo_command(
     ] = 20_000,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 7,
 ) -> None:
-    """The end-to-end demo on the embedded default: generate a bank and write its summary."""
+    """The end-to-end demo on the embedded default: a bank, its customer 360, and the summary."""
     from qianmian.analytics.bank_summary import summarise_bank, write_summary_html
+    from qianmian.analytics.customer_summary import customer_figures
+    from qianmian.cli.commands_features import default_as_of
 
     t0 = time.perf_counter()
     console.rule("[bold]千面 qianmian demo")
@@ -108,9 +140,24 @@ def demo_command(
     settings = state.settings
     with settings.build_store() as store:
         summary = summarise_bank(store)
-    path = write_summary_html(summary, Path(settings.workspace) / "reports" / "bank_summary.html")
+        as_of = default_as_of(store)
+    c360 = customer_360(as_of)
+    path = write_summary_html(
+        summary,
+        Path(settings.workspace) / "reports" / "bank_summary.html",
+        extra_figures=customer_figures(c360),
+    )
     for k, v in summary.key_figures.items():
         console.print(f"  {k}: [bold]{v}[/]")
+    console.print(
+        f"  客户分群 segments: [bold]{len(c360.segments)}[/] — "
+        + "、".join(c360.segments.sort_values("size", ascending=False)["name_zh"])
+    )
+    top_tags = c360.tag_coverage.sort_values("share", ascending=False).head(5)
+    console.print(
+        "  热门标签 top tags: "
+        + "、".join(f"{r.name_zh} {r.share:.0%}" for r in top_tags.itertuples())
+    )
     console.print(
         f"\nSummary written to [bold green]{path.resolve()}[/] ({time.perf_counter() - t0:.1f} s)."
     )
