@@ -6,7 +6,9 @@ built-in exception a caller would naturally catch::
     QianmianError
     ├── ConfigError(ValueError)          settings or a configuration file is invalid
     ├── SchemaError(ValueError)          a table or field is not in the data dictionary, or a
-    │                                    definition refers to one that does not exist
+    │   │                                definition refers to one that does not exist
+    │   └── RuleError                    a feature rule does not parse, leaves the whitelist, mixes
+    │                                    kinds of value or names an unknown field
     ├── ValidationError(ValueError)      input data breaks the data dictionary (type, range, enum ...)
     │   └── MappingError                 an import column mapping is invalid
     ├── ImportFileError(ValueError)      an import file cannot be read (missing, encoding, format)
@@ -24,6 +26,7 @@ __all__ = [
     "MappingError",
     "NotFoundError",
     "QianmianError",
+    "RuleError",
     "SchemaError",
     "StoreError",
     "ValidationError",
@@ -40,6 +43,14 @@ class ConfigError(QianmianError, ValueError):
 
 class SchemaError(QianmianError, ValueError):
     """A table or field is unknown to the data dictionary, or a definition is inconsistent."""
+
+
+class RuleError(SchemaError):
+    """A rule does not parse, uses something outside the whitelist, or mixes types.
+
+    A :class:`~qianmian.errors.SchemaError` (so also a ``ValueError``): a rule is a definition
+    over the feature schema. An unknown field raises it too.
+    """
 
 
 class ValidationError(QianmianError, ValueError):

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+import pyarrow as pa
 import typer
 from rich.columns import Columns
 from rich.panel import Panel
 from rich.table import Table
 
 from qianmian.cli.context import console, friendly_errors, state
+from qianmian.store.base import Store
 
 __all__ = ["customer_profile", "register"]
 
@@ -40,10 +42,17 @@ def _fmt(fmt: str, value: Any) -> str:
         return str(value)
 
 
-def customer_profile(store: Any, customer_id: int, as_of: Any = None) -> dict[str, Any]:
+def _masked_rows(table: pa.Table, table_name: str) -> list[dict[str, Any]]:
+    from qianmian.data.masking import mask_frame
+
+    masked = mask_frame(table, table_name)
+    assert isinstance(masked, pa.Table)  # Arrow in, Arrow out
+    return masked.to_pylist()
+
+
+def customer_profile(store: Store, customer_id: int, as_of: Any = None) -> dict[str, Any]:
     """Everything the card shows, as plain data (masked identity, features, tags, segment)."""
     from qianmian.cli.commands_features import default_as_of
-    from qianmian.data.masking import mask_frame
     from qianmian.errors import NotFoundError
     from qianmian.features.compile import AsOf
     from qianmian.features.engine import StoreFeatureEngine
@@ -53,7 +62,7 @@ def customer_profile(store: Any, customer_id: int, as_of: Any = None) -> dict[st
     found = store.query("SELECT * FROM customers WHERE customer_id = $c", {"c": customer_id})
     if found.num_rows == 0:
         raise NotFoundError(f"customer_id {customer_id} is not in the store.")
-    person = mask_frame(found, "customers").to_pylist()[0]
+    person = _masked_rows(found, "customers")[0]
     ids = (
         store.query(
             "SELECT id_type, id_value FROM identifiers WHERE customer_id = $c ORDER BY id_type",
@@ -62,7 +71,7 @@ def customer_profile(store: Any, customer_id: int, as_of: Any = None) -> dict[st
         if store.has_table("identifiers")
         else None
     )
-    identifiers = mask_frame(ids, "identifiers").to_pylist() if ids is not None else []
+    identifiers = _masked_rows(ids, "identifiers") if ids is not None else []
     at = AsOf.of(as_of).at if as_of else default_as_of(store)
     feats = StoreFeatureEngine(store).build(at, customers=[customer_id]).to_pylist()
     if not feats:
