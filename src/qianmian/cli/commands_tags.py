@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
+from qianmian.cli.commands_features import default_as_of
 from qianmian.cli.context import console, friendly_errors, state
-from qianmian.errors import ConfigError, NotFoundError
-from qianmian.store.base import Store
+from qianmian.errors import ConfigError
 
 if TYPE_CHECKING:
     from qianmian.features.tags import Tag
@@ -30,18 +30,6 @@ def _parse_as_of(value: str) -> date:
         return datetime.strptime(value, "%Y-%m-%d").date()
     except ValueError:
         raise ConfigError(f"The --as-of date '{value}' is not a date like 2026-08-01.") from None
-
-
-def _day_after_last_transaction(store: Store) -> date:
-    if not store.has_table("transactions"):
-        raise NotFoundError(
-            "The store has no transactions table; run qianmian generate (or import a bank's "
-            "data) first, or give --as-of."
-        )
-    last = store.query("SELECT max(ts) AS last FROM transactions").column("last")[0].as_py()
-    if last is None:
-        raise NotFoundError("The transactions table is empty; give --as-of.")
-    return (last.date() if isinstance(last, datetime) else last) + timedelta(days=1)
 
 
 def _group(tags: list[Tag], i: int, table: Table, lang: Lang) -> str:
@@ -93,7 +81,7 @@ def tags_command(
     from qianmian.features.engine import StoreFeatureEngine
 
     with state.settings.build_store() as store:
-        day = _parse_as_of(as_of) if as_of else _day_after_last_transaction(store)
+        day = _parse_as_of(as_of) if as_of else default_as_of(store).date()
         with console.status(f"计算特征 building features as of {day}"):
             features = StoreFeatureEngine(store).build(day, features=list(library.fields_used))
     coverage = library.coverage(features)

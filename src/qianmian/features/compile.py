@@ -280,4 +280,8 @@ def compile_features(
     )
     if dialect == "duckdb":
         return sql
+    if dialect == "spark":  # plain transpiling changes some meanings; see to_spark_sql
+        from qianmian.features.spark import to_spark_sql  # needs sqlglot only, not pyspark
+
+        return to_spark_sql(sql)
     return sqlglot.transpile(sql, read="duckdb", write=dialect)[0]

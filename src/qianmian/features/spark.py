@@ -20,7 +20,6 @@ import logging
 import os
 import tempfile
 import warnings
-from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,9 +29,8 @@ from sqlglot import exp
 
 from qianmian.errors import ConfigError, NotFoundError, SchemaError
 from qianmian.features.catalogue import FEATURES
-from qianmian.features.compile import compile_features
 from qianmian.features.definition import SOURCES
-from qianmian.features.engine import AsOfLike, FeatureEngine
+from qianmian.features.engine import FeatureEngine
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -270,19 +268,6 @@ class SparkFeatureEngine(FeatureEngine):
                 f"Columns {', '.join(zoned)} are zoned timestamps and the Spark session time "
                 f"zone is '{tz}', which would shift them; set spark.sql.session.timeZone=UTC."
             )
-
-    def build(
-        self,
-        as_of: AsOfLike,
-        *,
-        features: Sequence[str] | None = None,
-        customers: Sequence[int] | None = None,
-    ) -> pa.Table:
-        """Features as of ``as_of``, as :meth:`FeatureEngine.build`, computed by Spark."""
-        # compiled in DuckDB's dialect and transpiled here: plain sqlglot output differs in
-        # meaning (see to_spark_sql)
-        sql = compile_features(features, as_of, customers=customers, dialect="duckdb")
-        return self._run(to_spark_sql(sql))
 
     def _run(self, sql: str) -> pa.Table:
         for name, df in self._tables.items():
