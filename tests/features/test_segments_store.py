@@ -174,11 +174,10 @@ def test_history_is_appended_per_run_and_reruns_replace(bank_copy):
 
 
 def test_history_of_unknown_customer_is_empty_and_of_unsegmented_store_an_error(
-    bank_copy, tmp_path
+    frame, fitted, tmp_path
 ):
-    with load_settings(bank_copy).build_store() as store:
-        if not store.has_table("customer_segments"):
-            pytest.skip("needs the history test's table")  # pragma: no cover
+    with load_settings(tmp_path / "segmented").build_store() as store:
+        save_assignments(store, assign_segments(frame.head(5), fitted, version="seg-test"))
         assert segment_history(store, 99_999_999).empty
     with (
         load_settings(tmp_path).build_store() as empty,

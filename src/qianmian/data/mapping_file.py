@@ -8,7 +8,7 @@ text), and keys are kept as written, so that ``1`` and ``true`` are two differen
 '二线'
 >>> parse_mapping("table: loans\\ncolumns: {tier: {constant: 1, from: x}}")  # doctest: +ELLIPSIS
 Traceback (most recent call last):
-...
+  ... (stack omitted)
 qianmian.errors.MappingError: ... line 2, columns.tier: give exactly one of 'from', 'constant' ...
 """
 

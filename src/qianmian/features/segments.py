@@ -18,9 +18,11 @@ Assignments go to the store table ``customer_segments`` (customer_id, as_of, ver
 rfm_f, rfm_m, rfm_segment, cluster, segment_name), appended run after run so that every
 customer's history is kept; a rerun for the same as_of and version replaces its own rows.
 
->>> from qianmian.features.segments import run_segmentation  # doctest: +SKIP
->>> run = run_segmentation(store, workspace, "2026-08-01")  # doctest: +SKIP
->>> run.segments[["name_zh", "size"]]  # doctest: +SKIP
+Example (needs a generated bank, so it is not run as a doctest)::
+
+    from qianmian.features.segments import run_segmentation
+    run = run_segmentation(store, workspace, "2026-08-01")
+    run.segments[["name_zh", "size"]]
 """
 
 from __future__ import annotations

@@ -6,10 +6,12 @@ plain transpilation would not (ISO day of week, ``date_diff`` in days, ``arg_max
 NULLs, decimal literals). :func:`local_spark` starts a single-machine session for tests,
 benchmarks and small banks; a bank's cluster session works as well (session time zone UTC).
 
->>> spark = local_spark(cores=2)  # doctest: +SKIP
->>> engine = SparkFeatureEngine(spark, world.data_dir)  # doctest: +SKIP
->>> engine.build("2026-08-01", features=["spend_30d"]).num_rows  # doctest: +SKIP
-4000
+Example (needs a generated bank, so it is not run as a doctest)::
+
+    spark = local_spark(cores=2)
+    engine = SparkFeatureEngine(spark, world.data_dir)
+    engine.build("2026-08-01", features=["spend_30d"]).num_rows
+    # 4000
 """
 
 from __future__ import annotations

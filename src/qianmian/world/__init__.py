@@ -1,9 +1,11 @@
 """The simulated bank (千面银行): customers, cards, holdings, transactions, app events, and the
 hidden ground truth of how each customer responds to each offer on each channel.
 
->>> from qianmian.world import World, WorldConfig
->>> world = World.generate(WorldConfig(customers=2000, seed=1), "/tmp/qm-doctest")  # doctest: +SKIP
->>> world.oracle().truth(requests)  # doctest: +SKIP
+Example (needs a generated bank, so it is not run as a doctest)::
+
+    from qianmian.world import World, WorldConfig
+    world = World.generate(WorldConfig(customers=2000, seed=1), "/tmp/qm-doctest")
+    world.oracle().truth(requests)
 
 Everything is deterministic from :class:`WorldConfig`; the assumptions are in docs/world.md.
 """
