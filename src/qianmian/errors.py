@@ -30,6 +30,7 @@ __all__ = [
     "SchemaError",
     "StoreError",
     "ValidationError",
+    "invalid_parameter",
 ]
 
 
@@ -71,3 +72,13 @@ class NotFoundError(QianmianError, LookupError):
 
 class StoreError(QianmianError, ConnectionError):
     """A storage backend cannot be reached or failed during an operation."""
+
+
+def invalid_parameter(owner: str | object, name: str, must: str, got: object) -> ConfigError:
+    """The one sentence shape for a bad parameter, as scikit-learn words it.
+
+    >>> str(invalid_parameter("WorldConfig", "months", "an int from 1 to 60", 0))
+    "The 'months' parameter of WorldConfig must be an int from 1 to 60. Got 0 instead."
+    """
+    who = owner if isinstance(owner, str) else type(owner).__name__
+    return ConfigError(f"The '{name}' parameter of {who} must be {must}. Got {got!r} instead.")

@@ -39,9 +39,9 @@ def test_same_seed_same_bytes_whatever_the_worker_count(tmp_path, monkeypatch):
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"customers": 0}, "'customers' parameter must be a positive int"),
-        ({"months": 0}, "'months' parameter must be an int from 1 to 60"),
-        ({"seed": -1}, "'seed' parameter must be a non-negative int"),
+        ({"customers": 0}, "'customers' parameter of WorldConfig must be a positive int. Got 0"),
+        ({"months": 0}, "'months' parameter of WorldConfig must be an int from 1 to 60. Got 0"),
+        ({"seed": -1}, "'seed' parameter of WorldConfig must be a non-negative int. Got -1"),
     ],
 )
 def test_invalid_config(kwargs, message):

@@ -35,7 +35,7 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from qianmian.errors import ConfigError, SchemaError
+from qianmian.errors import ConfigError, SchemaError, invalid_parameter
 from qianmian.features.segments_prepare import build_preparation, feature_kind, with_composites
 
 __all__ = [
@@ -157,10 +157,7 @@ class ColdStartModel(ClassifierMixin, BaseEstimator):
         self.random_state = random_state
 
     def _invalid(self, name: str, must: str) -> ConfigError:
-        return ConfigError(
-            f"The '{name}' parameter of {type(self).__name__} must be {must}. "
-            f"Got {getattr(self, name)!r} instead."
-        )
+        return invalid_parameter(self, name, must, getattr(self, name))
 
     def _check_params(self) -> None:
         if self.method not in _METHODS:

@@ -37,7 +37,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
-from qianmian.errors import ConfigError, SchemaError
+from qianmian.errors import ConfigError, SchemaError, invalid_parameter
 from qianmian.features.segments_names import name_segments, profile_stats, segment_profiles
 from qianmian.features.segments_prepare import (
     build_preparation,
@@ -151,10 +151,7 @@ class CustomerSegmenter(
 
     # ---- parameters and input ---------------------------------------------------------------
     def _invalid(self, name: str, must: str) -> ConfigError:
-        return ConfigError(
-            f"The '{name}' parameter of {type(self).__name__} must be {must}. "
-            f"Got {getattr(self, name)!r} instead."
-        )
+        return invalid_parameter(self, name, must, getattr(self, name))
 
     def _check_features_param(self) -> None:
         f = self.features

@@ -29,7 +29,7 @@ import pyarrow as pa
 import sqlglot
 from sqlglot import exp
 
-from qianmian.errors import ConfigError, NotFoundError, SchemaError
+from qianmian.errors import ConfigError, NotFoundError, SchemaError, invalid_parameter
 from qianmian.features.catalogue import FEATURES
 from qianmian.features.definition import SOURCES
 from qianmian.features.engine import FeatureEngine
@@ -103,9 +103,7 @@ def local_spark(cores: int = 2, memory: str = "2g", *, app_name: str = "qianmian
         ``rows x features x 8`` bytes plus headroom.
     """
     if not isinstance(cores, int) or cores < 1:
-        raise ConfigError(
-            f"The 'cores' parameter of local_spark must be a positive int. Got {cores!r} instead."
-        )
+        raise invalid_parameter("local_spark", "cores", "a positive int", cores)
     sql = _pyspark()
     java_options = f"-Duser.timezone=UTC -Dlog4j2.configurationFile=file:{_log4j2_file()}"
     conf = {

@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from qianmian import __version__
-from qianmian.errors import ConfigError
+from qianmian.errors import ConfigError, invalid_parameter
 from qianmian.world import tables as T
 from qianmian.world.app_activity import draw_app_events
 from qianmian.world.calendar import SPRING_FESTIVAL
@@ -67,17 +67,11 @@ class WorldConfig:
 
     def __post_init__(self) -> None:
         if not isinstance(self.customers, int) or self.customers < 1:
-            raise ConfigError(
-                f"The 'customers' parameter must be a positive int. Got {self.customers!r} instead."
-            )
+            raise invalid_parameter(self, "customers", "a positive int", self.customers)
         if not isinstance(self.months, int) or not 1 <= self.months <= 60:
-            raise ConfigError(
-                f"The 'months' parameter must be an int from 1 to 60. Got {self.months!r} instead."
-            )
+            raise invalid_parameter(self, "months", "an int from 1 to 60", self.months)
         if not isinstance(self.seed, int) or self.seed < 0:
-            raise ConfigError(
-                f"The 'seed' parameter must be a non-negative int. Got {self.seed!r} instead."
-            )
+            raise invalid_parameter(self, "seed", "a non-negative int", self.seed)
         years = range(self.start.year, self.end.year + 2)
         if any(y not in SPRING_FESTIVAL for y in years):
             raise ConfigError(
