@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.utils.estimator_checks import estimator_checks_generator
+from sklearn_contract import contract_checks
 from threadpoolctl import threadpool_limits
 
 from qianmian.errors import ConfigError, SchemaError
@@ -17,20 +17,9 @@ from qianmian.features.cold_start import (
 from qianmian.features.cold_start_eval import evaluate_cold_start, registration_at_signup
 
 
-def _contract_checks(estimators: list) -> list:
-    """scikit-learn's estimator checks, less the array-API ones: these estimators take numpy
-    and pandas input only and do not declare array-API support (those checks would skip)."""
-    return [
-        pytest.param(est, check, id=f"{type(est).__name__}-{check.func.__name__}-{n}")
-        for n, est in enumerate(estimators)
-        for _, check in estimator_checks_generator(est)
-        if not check.func.__name__.startswith("check_array_api")
-    ]
-
-
 @pytest.mark.parametrize(
     ("estimator", "check"),
-    _contract_checks(
+    contract_checks(
         [
             ColdStartModel(
                 registration_features=None,

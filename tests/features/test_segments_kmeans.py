@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
-from sklearn.utils.estimator_checks import estimator_checks_generator
+from sklearn_contract import contract_checks
 from threadpoolctl import threadpool_limits
 
 from qianmian.errors import ConfigError, SchemaError
@@ -25,20 +25,9 @@ def _one_thread():
 
 # The generic contract runs with features=None (every column of a numeric array); the
 # named-feature path needs a DataFrame of catalogue features and is tested below.
-def _contract_checks(estimators: list) -> list:
-    """scikit-learn's estimator checks, less the array-API ones: these estimators take numpy
-    and pandas input only and do not declare array-API support (those checks would skip)."""
-    return [
-        pytest.param(est, check, id=f"{type(est).__name__}-{check.func.__name__}-{n}")
-        for n, est in enumerate(estimators)
-        for _, check in estimator_checks_generator(est)
-        if not check.func.__name__.startswith("check_array_api")
-    ]
-
-
 @pytest.mark.parametrize(
     ("estimator", "check"),
-    _contract_checks(
+    contract_checks(
         [
             CustomerSegmenter(features=None, n_clusters=3, n_init=2),
             CustomerSegmenter(features=None, k_range=(2, 4), n_init=2),
