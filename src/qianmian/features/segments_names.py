@@ -183,6 +183,21 @@ def _pct(x: float) -> str:
     return f"{x:.0%}"
 
 
+def _share_rule(
+    key: str, zh: str, en: str, share: str, times: float, label_zh: str, label_en: str
+) -> _Rule:
+    """A segment dominated by one kind of spending: its share is ``times`` the population's
+    and at least 20% of its spend."""
+    return _Rule(
+        key,
+        zh,
+        en,
+        lambda c, p: _ratio(c, p, share) >= times and c[share] >= 0.2,
+        lambda c, p: _ratio(c, p, share),
+        lambda c, p: (f"{label_zh}占比 {_pct(c[share])}", f"{_pct(c[share])} of spend {label_en}"),
+    )
+
+
 NAME_RULES: tuple[_Rule, ...] = (
     _Rule(
         "dormant", "沉睡客户", "Dormant",
@@ -209,20 +224,10 @@ NAME_RULES: tuple[_Rule, ...] = (
                       f"¥{c['wealth_balance']:,.0f} per customer, "
                       f"{c['wealth_views']:.1f} wealth-page views a month"),
     ),
-    _Rule(
-        "travel", "差旅达人", "Frequent travellers",
-        lambda c, p: _ratio(c, p, "trip_share") >= 1.5 and c["trip_share"] >= 0.2,
-        lambda c, p: _ratio(c, p, "trip_share"),
-        lambda c, p: (f"旅游出行占比 {_pct(c['trip_share'])}",
-                      f"{_pct(c['trip_share'])} of spend on travel"),
-    ),
-    _Rule(
-        "ecommerce", "网购达人", "Online shoppers",
-        lambda c, p: _ratio(c, p, "ecommerce_share") >= 1.8 and c["ecommerce_share"] >= 0.2,
-        lambda c, p: _ratio(c, p, "ecommerce_share"),
-        lambda c, p: (f"电商占比 {_pct(c['ecommerce_share'])}",
-                      f"{_pct(c['ecommerce_share'])} of spend on e-commerce"),
-    ),
+    _share_rule("travel", "差旅达人", "Frequent travellers", "trip_share", 1.5, "旅游出行",
+                "on travel"),
+    _share_rule("ecommerce", "网购达人", "Online shoppers", "ecommerce_share", 1.8, "电商",
+                "on e-commerce"),
     _Rule(
         "family", "家庭消费型", "Family spenders",
         lambda c, p: _ratio(c, p, "family_share") >= 1.8 and _ratio(c, p, "children") >= 1.2,
@@ -231,20 +236,9 @@ NAME_RULES: tuple[_Rule, ...] = (
                       f"{_pct(c['family_share'])} on baby, education and supermarkets, "
                       f"{c['children']:.1f} children"),
     ),
-    _Rule(
-        "dining", "美食达人", "Foodies",
-        lambda c, p: _ratio(c, p, "dining_share") >= 1.8 and c["dining_share"] >= 0.2,
-        lambda c, p: _ratio(c, p, "dining_share"),
-        lambda c, p: (f"餐饮占比 {_pct(c['dining_share'])}",
-                      f"{_pct(c['dining_share'])} of spend on dining"),
-    ),
-    _Rule(
-        "everyday", "居家生活型", "Everyday essentials",
-        lambda c, p: _ratio(c, p, "supermarket_share") >= 1.8 and c["supermarket_share"] >= 0.2,
-        lambda c, p: _ratio(c, p, "supermarket_share"),
-        lambda c, p: (f"超市占比 {_pct(c['supermarket_share'])}",
-                      f"{_pct(c['supermarket_share'])} of spend in supermarkets"),
-    ),
+    _share_rule("dining", "美食达人", "Foodies", "dining_share", 1.8, "餐饮", "on dining"),
+    _share_rule("everyday", "居家生活型", "Everyday essentials", "supermarket_share", 1.8,
+                "超市", "in supermarkets"),
     _Rule(
         "senior", "退休人群", "Retirees",
         lambda c, p: c["senior_share"] >= 0.5,
