@@ -12,6 +12,8 @@ built-in exception a caller would naturally catch::
     ├── ValidationError(ValueError)      input data breaks the data dictionary (type, range, enum ...)
     │   └── MappingError                 an import column mapping is invalid
     ├── ImportFileError(ValueError)      an import file cannot be read (missing, encoding, format)
+    ├── ModelCompatibilityError(ValueError)  a saved model cannot be used here: its feature
+    │                                    schema, artifact checksum or library major version differs
     ├── NotFoundError(LookupError)       a table, customer or object does not exist
     └── StoreError(ConnectionError)      a storage backend cannot be reached or failed mid-operation
 
@@ -24,6 +26,7 @@ __all__ = [
     "ConfigError",
     "ImportFileError",
     "MappingError",
+    "ModelCompatibilityError",
     "NotFoundError",
     "QianmianError",
     "RuleError",
@@ -64,6 +67,15 @@ class MappingError(ValidationError):
 
 class ImportFileError(QianmianError, ValueError):
     """An import file cannot be read."""
+
+
+class ModelCompatibilityError(QianmianError, ValueError):
+    """A saved model cannot be used here.
+
+    Its feature schema differs from the caller's, its artifact no longer matches the checksum
+    recorded at registration (altered or corrupt), or it was saved with another major version of
+    a library it needs (scikit-learn, LightGBM, PyTorch).
+    """
 
 
 class NotFoundError(QianmianError, LookupError):

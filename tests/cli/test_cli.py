@@ -77,9 +77,6 @@ def test_demo_writes_an_offline_html_summary(tmp_path):
     # customer 360: segments, their profiles, RFM and tags are charted too
     for title in ("Segment sizes", "Segment profiles", "RFM segments", "Tag coverage"):
         assert title in page, title
-    # customer 360: segments, their profiles, RFM and tags are charted too
-    for title in ("Segment sizes", "Segment profiles", "RFM segments", "Tag coverage"):
-        assert title in page, title
     # Plotly's JavaScript is embedded (banks run offline): no external script at all.
     assert "Plotly.newPlot" in page and len(page) > 1_000_000
     assert "<script src" not in page

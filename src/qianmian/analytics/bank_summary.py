@@ -6,14 +6,13 @@ drawn with Plotly, whose JavaScript is embedded in the page: the file opens offl
 
 from __future__ import annotations
 
-import html
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 import plotly.graph_objects as go
-import plotly.io as pio
 
+from qianmian.analytics.html_report import write_html_report
 from qianmian.data.schema.vocab import CITY_TIERS
 from qianmian.store.base import Store
 
@@ -121,28 +120,11 @@ def write_summary_html(
 
     ``extra_figures`` (e.g. segments and tags) are appended after the bank's own charts.
     """
-    figs = _figures(summary) + list(extra_figures or [])
-    parts = [
-        pio.to_html(f, full_html=False, include_plotlyjs=(i == 0), config={"displaylogo": False})
-        for i, f in enumerate(figs)
-    ]
-    cards = "".join(
-        f"<div class='kf'><div class='v'>{html.escape(v)}</div>"
-        f"<div class='k'>{html.escape(k)}</div></div>"
-        for k, v in summary.key_figures.items()
+    return write_html_report(
+        path,
+        title,
+        _figures(summary) + list(extra_figures or []),
+        key_figures=summary.key_figures,
+        note="模拟银行数据（qianmian world），所有客户与交易均为合成数据。"
+        "Simulated bank data: every customer and transaction is synthetic.",
     )
-    page = f"""<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">
-<title>{html.escape(title)}</title>
-<style>body{{font-family:-apple-system,"PingFang SC","Microsoft YaHei",sans-serif;margin:24px;
-color:#222}} .kfs{{display:flex;flex-wrap:wrap;gap:12px}} .kf{{background:#f4f6fa;
-border-radius:8px;padding:12px 16px;min-width:170px}} .v{{font-size:22px;font-weight:600}}
-.k{{color:#666;font-size:13px}} .note{{color:#666;font-size:13px}}</style></head><body>
-<h1>{html.escape(title)}</h1>
-<p class="note">模拟银行数据（qianmian world），所有客户与交易均为合成数据。
-Simulated bank data: every customer and transaction is synthetic.</p>
-<div class="kfs">{cards}</div>
-{"".join(f"<section>{p}</section>" for p in parts)}
-</body></html>"""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(page, encoding="utf-8")
-    return path

@@ -56,10 +56,12 @@ def _register() -> None:
         commands_data,
         commands_features,
         commands_identity,
+        commands_models,
         commands_profile,
         commands_segments,
         commands_store,
         commands_tags,
+        commands_train,
         commands_world,
     )
 
@@ -71,6 +73,8 @@ def _register() -> None:
     commands_tags.register(app)
     commands_segments.register(app)
     commands_profile.register(app)
+    commands_models.register(app)
+    commands_train.register(app)
 
 
 _register()

@@ -3,33 +3,16 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime, timedelta
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
 from qianmian.cli.context import console, friendly_errors, state
-from qianmian.store.base import Store
 
-__all__ = ["default_as_of", "register"]
+__all__ = ["register"]
 
 features_app = typer.Typer(help="Customer features (客户特征).", no_args_is_help=True)
-
-
-def default_as_of(store: Store) -> datetime:
-    """The day after the latest transaction in the store: "now" for a stored bank."""
-    from qianmian.errors import NotFoundError
-
-    if not store.has_table("transactions"):
-        raise NotFoundError(
-            "The store has no transactions: run `qianmian generate` or "
-            "`qianmian import transactions FILE` first."
-        )
-    latest = store.query("SELECT max(ts) AS t FROM transactions").column("t")[0].as_py()
-    if latest is None:
-        raise NotFoundError("The transactions table is empty; give --as-of explicitly.")
-    return datetime(latest.year, latest.month, latest.day) + timedelta(days=1)
 
 
 @features_app.command("list")
@@ -72,11 +55,16 @@ def build_command(
 ) -> None:
     """Compute every feature for every customer as of a date and store them."""
     from qianmian.features.compile import AsOf
-    from qianmian.features.engine import FEATURE_TABLE, StoreFeatureEngine, save_features
+    from qianmian.features.engine import (
+        FEATURE_TABLE,
+        StoreFeatureEngine,
+        latest_as_of,
+        save_features,
+    )
 
     t0 = time.perf_counter()
     with state.settings.build_store() as store:
-        at = AsOf.of(as_of).at if as_of else default_as_of(store)
+        at = AsOf.of(as_of).at if as_of else latest_as_of(store)
         with console.status(f"Computing features as of {at:%Y-%m-%d} …"):
             table = StoreFeatureEngine(store).build(at)
             save_features(store, table)

@@ -52,10 +52,9 @@ def _masked_rows(table: pa.Table, table_name: str) -> list[dict[str, Any]]:
 
 def customer_profile(store: Store, customer_id: int, as_of: Any = None) -> dict[str, Any]:
     """Everything the card shows, as plain data (masked identity, features, tags, segment)."""
-    from qianmian.cli.commands_features import default_as_of
     from qianmian.errors import NotFoundError
     from qianmian.features.compile import AsOf
-    from qianmian.features.engine import StoreFeatureEngine
+    from qianmian.features.engine import StoreFeatureEngine, latest_as_of
     from qianmian.features.segments import segment_history
     from qianmian.features.tags import TagLibrary
 
@@ -72,7 +71,7 @@ def customer_profile(store: Store, customer_id: int, as_of: Any = None) -> dict[
         else None
     )
     identifiers = _masked_rows(ids, "identifiers") if ids is not None else []
-    at = AsOf.of(as_of).at if as_of else default_as_of(store)
+    at = AsOf.of(as_of).at if as_of else latest_as_of(store)
     feats = StoreFeatureEngine(store).build(at, customers=[customer_id]).to_pylist()
     if not feats:
         raise NotFoundError(f"customer_id {customer_id} had not signed up before {at:%Y-%m-%d}.")

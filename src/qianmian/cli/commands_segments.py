@@ -47,9 +47,9 @@ def segment_command(
     seed: Annotated[int, typer.Option("--seed", min=0, help="Random seed of KMeans.")] = 0,
 ) -> None:
     """Segment customers (RFM and named KMeans segments), save the model and store the result."""
-    from qianmian.cli.commands_features import default_as_of
     from qianmian.errors import ValidationError
     from qianmian.features.compile import AsOf
+    from qianmian.features.engine import latest_as_of
     from qianmian.features.segments import SEGMENT_TABLE, run_segmentation
 
     if k is not None and model is not None:
@@ -59,7 +59,7 @@ def segment_command(
         )
     settings = state.settings
     with settings.build_store() as store:
-        at = AsOf.of(as_of).at if as_of else default_as_of(store)
+        at = AsOf.of(as_of).at if as_of else latest_as_of(store)
         with console.status(f"Segmenting customers as of {at:%Y-%m-%d} …") as status:
             run = run_segmentation(
                 store,

@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from qianmian.cli.commands_features import default_as_of
 from qianmian.cli.context import console, friendly_errors, state
 from qianmian.errors import ConfigError
+from qianmian.features.engine import latest_as_of
 
 if TYPE_CHECKING:
     from qianmian.features.tags import Tag
@@ -81,7 +81,7 @@ def tags_command(
     from qianmian.features.engine import StoreFeatureEngine
 
     with state.settings.build_store() as store:
-        day = _parse_as_of(as_of) if as_of else default_as_of(store).date()
+        day = _parse_as_of(as_of) if as_of else latest_as_of(store).date()
         with console.status(f"计算特征 building features as of {day}"):
             features = StoreFeatureEngine(store).build(day, features=list(library.fields_used))
     coverage = library.coverage(features)

@@ -8,10 +8,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from qianmian.cli.context import console, friendly_errors, state
+from qianmian.cli.context import console, friendly_errors, progress_bar, state
 from qianmian.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -27,17 +26,6 @@ def _parse_date(value: str) -> date:
         raise ConfigError(f"The --start date '{value}' is not a date like 2025-11-01.") from None
 
 
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
-        TimeElapsedColumn(),
-        console=console,
-        transient=False,
-    )
-
-
 def generate_bank(
     customers: int, months: int, seed: int, start: date, workers: int, load: bool = True
 ) -> dict[str, int]:
@@ -46,7 +34,7 @@ def generate_bank(
 
     config = WorldConfig(customers=customers, months=months, seed=seed, start=start)
     settings = state.settings
-    with _progress() as progress:
+    with progress_bar() as progress:
         task = progress.add_task("生成模拟银行 generating", total=len(config.chunks) + 1)
         world = World.generate(
             config,
@@ -103,7 +91,7 @@ def customer_360(as_of: datetime) -> CustomerSummary:
     from qianmian.features.tags import TagLibrary
 
     settings = state.settings
-    with settings.build_store() as store, _progress() as progress:
+    with settings.build_store() as store, progress_bar() as progress:
         task = progress.add_task("客户360 customer 360", total=3)
         features = StoreFeatureEngine(store).build(as_of)
         save_features(store, features)
@@ -132,7 +120,7 @@ def demo_command(
     """The end-to-end demo on the embedded default: a bank, its customer 360, and the summary."""
     from qianmian.analytics.bank_summary import summarise_bank, write_summary_html
     from qianmian.analytics.customer_summary import customer_figures
-    from qianmian.cli.commands_features import default_as_of
+    from qianmian.features.engine import latest_as_of
 
     t0 = time.perf_counter()
     console.rule("[bold]千面 qianmian demo")
@@ -140,7 +128,7 @@ def demo_command(
     settings = state.settings
     with settings.build_store() as store:
         summary = summarise_bank(store)
-        as_of = default_as_of(store)
+        as_of = latest_as_of(store)
     c360 = customer_360(as_of)
     path = write_summary_html(
         summary,

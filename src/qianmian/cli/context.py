@@ -11,11 +11,12 @@ from typing import ParamSpec, TypeVar
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from qianmian.config import Settings, load_settings
 from qianmian.errors import QianmianError
 
-__all__ = ["AppState", "console", "err_console", "friendly_errors", "state"]
+__all__ = ["AppState", "console", "err_console", "friendly_errors", "progress_bar", "state"]
 
 console = Console()
 err_console = Console(stderr=True)
@@ -67,4 +68,16 @@ def configure_logging(debug: bool) -> None:
     logging.basicConfig(
         level=logging.DEBUG if debug else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
+    )
+
+
+def progress_bar() -> Progress:
+    """The progress bar every long command shows: description, bar, done/total, time."""
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
     )

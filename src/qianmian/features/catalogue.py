@@ -603,6 +603,58 @@ _loan(
 )
 
 
+# ---- marketing history (contacts sent, responses received) ---------------------------------------
+for w in (30, 90):
+    _add(
+        FeatureDef(
+            f"contacts_{w}d",
+            f"近{w}天营销触达次数",
+            f"marketing contacts sent, last {w} days",
+            "int",
+            "marketing",
+            "contacts",
+            "1",
+            "count",
+            "NOT is_holdout",
+            w,
+            "0",
+        )
+    )
+for kind, zh, en in (
+    ("delivered", "送达", "delivered"),
+    ("opened", "打开", "opened"),
+    ("clicked", "点击", "clicked"),
+    ("approved", "转化", "converted (approved)"),
+    ("complained", "投诉", "complaints about"),
+):
+    _add(
+        FeatureDef(
+            f"{kind}_365d",
+            f"近365天营销{zh}次数",
+            f"marketing messages {en}, last 365 days",
+            "int",
+            "marketing",
+            "responses",
+            "1",
+            "count",
+            f"response_type = '{kind}'",
+            365,
+            "0",
+        )
+    )
+_add(
+    FeatureDef(
+        "open_rate_365d",
+        "近365天营销打开率",
+        "share of delivered marketing opened, last 365 days (smoothed: (opened+1)/(delivered+2))",
+        "float",
+        "marketing",
+        "derived",
+        "(opened_365d + 1.0) / (delivered_365d + 2.0)",
+    )
+)
+
+
 # ---- profile ------------------------------------------------------------------------------------
 def _profile(name: str, zh: str, en: str, type_: str, value: str) -> None:
     _add(FeatureDef(name, zh, en, type_, "profile", "customers", value))  # type: ignore[arg-type]

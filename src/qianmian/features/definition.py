@@ -41,6 +41,9 @@ SOURCES: dict[str, Source] = {
     ),
     "loans": Source("loans", "start_date", "start_date < {as_of_date}"),
     "customers": Source("customers", "signup_date", "signup_date < {as_of_date}"),
+    # the bank's own marketing: what it sent and what came back
+    "contacts": Source("contacts", "ts", "ts < {as_of_ts}"),
+    "responses": Source("responses", "ts", "ts < {as_of_ts}"),
 }
 
 

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 import pyarrow as pa
 
 from qianmian.features.compile import AsOf, compile_features
 from qianmian.store.base import Store
 
-__all__ = ["FEATURE_TABLE", "FeatureEngine", "StoreFeatureEngine", "save_features"]
+__all__ = ["FEATURE_TABLE", "FeatureEngine", "StoreFeatureEngine", "latest_as_of", "save_features"]
 
 FEATURE_TABLE = "customer_features"
 AsOfLike = date | datetime | str
@@ -94,3 +94,18 @@ def save_features(store: Store, features: pa.Table, table: str = FEATURE_TABLE) 
             for t in as_ofs:
                 tx.query(f'DELETE FROM "{table}" WHERE as_of = $t', {"t": t})
         return tx.write(table, features, mode="append")
+
+
+def latest_as_of(store: Store) -> datetime:
+    """The day after the latest transaction in the store: "now" for a stored bank."""
+    from qianmian.errors import NotFoundError
+
+    if not store.has_table("transactions"):
+        raise NotFoundError(
+            "The store has no transactions: run `qianmian generate` or "
+            "`qianmian import transactions FILE` first."
+        )
+    latest = store.query("SELECT max(ts) AS t FROM transactions").column("t")[0].as_py()
+    if latest is None:
+        raise NotFoundError("The transactions table is empty; give --as-of explicitly.")
+    return datetime(latest.year, latest.month, latest.day) + timedelta(days=1)

@@ -111,7 +111,10 @@ class DuckDBStore(Store):
         try:
             if isinstance(self.path, Path):
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-            return duckdb.connect(str(self.path), config=settings)
+            con = duckdb.connect(str(self.path), config=settings)
+            # qianmian draws its own progress bars (Rich); DuckDB's would interleave with them.
+            con.execute("SET enable_progress_bar = false")
+            return con
         except (duckdb.Error, OSError) as e:
             raise StoreError(
                 f"Cannot open the DuckDB database at {self.path} (threads={self.threads}, "

@@ -27,14 +27,16 @@ from qianmian.errors import ConfigError, invalid_parameter
 from qianmian.world import tables as T
 from qianmian.world.app_activity import draw_app_events
 from qianmian.world.calendar import SPRING_FESTIVAL
+from qianmian.world.campaigns import simulate_campaign_history
 from qianmian.world.catalogue import offers_table, products_table
 from qianmian.world.holdings import draw_holdings, draw_loans, draw_statements
 from qianmian.world.identifiers import identifiers_table, sightings_table
 from qianmian.world.life_events import draw_life_events
 from qianmian.world.merchants import build_merchants
 from qianmian.world.pii import names
-from qianmian.world.population import draw_population
+from qianmian.world.population import CHANNELS, draw_population
 from qianmian.world.spending import draw_transactions
+from qianmian.world.truth import Oracle
 
 __all__ = ["BANK_TABLES", "CHUNK_SIZE", "HIDDEN_TABLES", "WorldConfig", "generate_world"]
 
@@ -51,6 +53,8 @@ BANK_TABLES = (
     "transactions",
     "app_events",
     "offers",
+    "contacts",
+    "responses",
 )
 CHUNKED = ("customers", "holdings", "loans", "statements", "transactions", "app_events")
 HIDDEN_TABLES = ("traits", "life_events", "identity_truth")
@@ -146,6 +150,29 @@ def _generate_chunk(
     return out, peak_gb
 
 
+def _campaign_history(
+    config: WorldConfig, data_dir: Path, hidden_dir: Path
+) -> tuple[pa.Table, pa.Table]:
+    """The bank's past randomised campaigns, drawn from the oracle over the finished tables."""
+    columns = [
+        "customer_id",
+        "signup_date",
+        "marketing_opt_out",
+        *(f"consent_{c}" for c in CHANNELS if c != "in_app"),
+    ]
+    oracle = Oracle(
+        customers=pq.read_table(hidden_dir / "traits").to_pandas(),
+        events=pq.read_table(
+            hidden_dir / "life_events", columns=["customer_id", "event_type", "day"]
+        ).to_pandas(),
+        holdings=pq.read_table(
+            data_dir / "holdings", columns=["customer_id", "product_id", "opened_date"]
+        ).to_pandas(),
+    )
+    customers = pq.read_table(data_dir / "customers", columns=columns).to_pandas()
+    return simulate_campaign_history(oracle, customers, config.start, config.end, config.seed)
+
+
 def generate_world(
     config: WorldConfig,
     data_dir: Path,
@@ -176,7 +203,7 @@ def generate_world(
                 for old in folder.glob("*.parquet"):
                     old.unlink()
     chunks = config.chunks
-    total = len(chunks) + 1
+    total = len(chunks) + 2
     report = GenerationReport(config)
     done = 0
 
@@ -216,6 +243,13 @@ def generate_world(
             "identifiers": _write(identifiers, data_dir / "identifiers" / part0),
             "identifier_sightings": _write(sightings, data_dir / "identifier_sightings" / part0),
             "identity_truth": _write(identity_truth, hidden_dir / "identity_truth" / part0),
+        }
+    )
+    contacts, responses = _campaign_history(config, data_dir, hidden_dir)
+    add(
+        {
+            "contacts": _write(contacts, data_dir / "contacts" / part0),
+            "responses": _write(responses, data_dir / "responses" / part0),
         }
     )
     report.seconds = time.perf_counter() - t0

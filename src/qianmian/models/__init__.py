@@ -1,0 +1,1 @@
+"""Models: training sets, propensity, churn, LTV, need forecasting, recommendation, uplift; registry, explanations and fairness."""
