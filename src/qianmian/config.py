@@ -79,6 +79,11 @@ class Settings(BaseSettings):
     online: OnlineConfig = Field(default_factory=lambda: MemoryOnlineConfig())
     language: Literal["zh", "en"] = Field("zh", description="Language of labels and copy")
     bank_name: str = Field("千面银行", description="Bank name used in copy and SMS signatures")
+    public_data: Path | None = Field(
+        None,
+        description="Folder of the public datasets (UCI bank marketing, BankChurners, ...); "
+        "default: <repository>/../shared/data",
+    )
 
     @classmethod
     def settings_customise_sources(

@@ -44,7 +44,7 @@ def test_the_data_folder_beside_the_repository():
 
 
 def test_data_folder_override(monkeypatch, tmp_path):
-    monkeypatch.setenv("QIANMIAN_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("QIANMIAN_PUBLIC_DATA", str(tmp_path))
     assert public_data_dir() == tmp_path
     assert public_data_dir("/elsewhere") == Path("/elsewhere")
     with pytest.raises(NotFoundError, match=f"{tmp_path}/bankchurners/BankChurners.csv"):

@@ -15,6 +15,12 @@ __all__ = ["register"]
 KINDS = ("propensity", "uplift", "churn", "ltv", "forecast", "recommend")
 
 
+def _cell(v: object) -> str:
+    if isinstance(v, float):
+        return f"{v:,.0f}" if v.is_integer() and abs(v) >= 10 else f"{v:,.4f}"
+    return str(v)
+
+
 def _metrics_table(title: str, rows: list[dict[str, object]]) -> Table:
     table = Table(title=title)
     if not rows:
@@ -22,7 +28,7 @@ def _metrics_table(title: str, rows: list[dict[str, object]]) -> Table:
     for col in rows[0]:
         table.add_column(col, justify="left" if col in ("model", "target") else "right")
     for row in rows:
-        table.add_row(*(f"{v:,.4f}" if isinstance(v, float) else str(v) for v in row.values()))
+        table.add_row(*(_cell(v) for v in row.values()))
     return table
 
 
@@ -186,16 +192,61 @@ def _train_customer(kind):  # type: ignore[no-untyped-def]
         progress = lambda d, t: bar.update(task, completed=d, total=t)  # noqa: E731
         trained = (train_churn if kind == "churn" else train_ltv)(store, progress=progress)
         card = _finish(registry, trained, {}, promote)
-        return [{"model": card.label, **card.metrics}]
+        shown = _SHOWN[kind]
+        return [{"model": card.label, **{k: card.metrics[k] for k in shown}}]
 
     return run
 
 
+def _train_recommend(store, workspace, registry, bar, *, promote, **_):  # type: ignore[no-untyped-def]
+    from qianmian.models.train_sequences import train_recommender
+
+    task = bar.add_task("推荐模型 recommenders (popularity, ALS, DeepFM)", total=None)
+    result = train_recommender(store, registry, promote=promote)
+    bar.update(task, total=1, completed=1)
+    return _comparison_rows(result)
+
+
+def _train_forecast(store, workspace, registry, bar, *, promote, **_):  # type: ignore[no-untyped-def]
+    from qianmian.errors import NotFoundError
+    from qianmian.models.train_sequences import train_need_forecaster
+
+    world = _world(workspace)
+    if world is None:
+        raise NotFoundError(
+            "Need forecasting is measured against the simulated bank's life events; this "
+            "workspace has none (run `qianmian generate`)."
+        )
+    task = bar.add_task("需求预测 need forecast (LightGBM, LSTM)", total=None)
+    result = train_need_forecaster(
+        store,
+        registry,
+        world=world,
+        promote=promote,
+        progress=lambda d, t: bar.update(task, completed=d, total=t),
+    )
+    return _comparison_rows(result)
+
+
+def _comparison_rows(result):  # type: ignore[no-untyped-def]
+    rows = []
+    for r in result.comparison.to_dict(orient="records"):
+        rows.append({k: (float(v) if isinstance(v, int | float) else v) for k, v in r.items()})
+    rows.append({k: "" for k in rows[0]} | {"model": f"registered: {result.card.label}"})
+    return rows
+
+
+_SHOWN = {
+    "churn": ("auc", "pr_auc", "ece", "base_rate", "test_rows"),
+    "ltv": ("spearman", "mae", "mae_mean_baseline", "top_decile_revenue_share", "test_rows"),
+}
 _TRAINERS = {
     "propensity": _train_propensity,
     "uplift": _train_uplift,
     "churn": _train_customer("churn"),
     "ltv": _train_customer("ltv"),
+    "recommend": _train_recommend,
+    "forecast": _train_forecast,
 }
 
 

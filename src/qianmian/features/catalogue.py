@@ -15,6 +15,7 @@ __all__ = [
     "CATEGORY_SLUGS",
     "FEATURES",
     "PAGE_FEATURES",
+    "SEARCH_INTENTS",
     "catalogue_markdown",
     "feature",
     "features_in",
@@ -377,6 +378,25 @@ for page, (zh, en) in PAGE_FEATURES.items():
         "count",
         "1",
         f"page = '{page}'",
+        30,
+    )
+# Search intent: what a customer is planning shows in their searches weeks before the spending.
+SEARCH_INTENTS: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "travel": ("出行", "travel", ("机票", "酒店", "旅游", "签证", "旅行险", "蜜月旅行")),
+    "home": ("装修", "home improvement", ("装修", "装修贷", "家装分期", "家具", "家电")),
+    "baby": ("母婴", "baby", ("奶粉", "少儿保险", "母婴", "育儿", "纸尿裤")),
+    "car": ("购车", "car", ("车贷", "汽车分期", "车险", "4S店")),
+    "wedding": ("婚庆", "wedding", ("婚庆", "钻戒", "婚纱照")),
+}
+for slug, (zh, en, words) in SEARCH_INTENTS.items():
+    quoted = ", ".join(f"'{w}'" for w in words)
+    _app(
+        f"search_{slug}_30d",
+        f"近30天{zh}相关搜索次数",
+        f"searches about {en} ({'/'.join(words)}), last 30 days",
+        "count",
+        "1",
+        f"search_query IN ({quoted})",
         30,
     )
 _app(

@@ -14,13 +14,12 @@ Two benchmarks, each read from the folder described by its ``SOURCE.md``:
   file is sorted by transaction amount, so the rows are shuffled once (seeded) and evaluated by
   stratified 5-fold cross-validation plus a stratified held-out test.
 
-The folder is ``<repo>/../shared/data`` unless ``data_dir`` or the ``QIANMIAN_DATA_DIR``
+The folder is ``<repo>/../shared/data`` unless ``data_dir`` or the ``QIANMIAN_PUBLIC_DATA``
 environment variable says otherwise.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,15 +67,15 @@ Progress = Callable[[str], None] | None
 
 
 def public_data_dir(data_dir: Path | str | None = None) -> Path:
-    """The folder of public datasets: ``data_dir``, else ``$QIANMIAN_DATA_DIR``, else
+    """The folder of public datasets: ``data_dir``, else ``$QIANMIAN_PUBLIC_DATA``, else
     ``<repo>/../shared/data``."""
     if data_dir is not None:
         return Path(data_dir)
-    # Read here rather than in config.Settings: this is a location of test/benchmark data beside
-    # the repository, not an installation setting.
-    env = os.environ.get("QIANMIAN_DATA_DIR")
-    if env:
-        return Path(env)
+    from qianmian.config import Settings
+
+    configured = Settings().public_data  # QIANMIAN_PUBLIC_DATA
+    if configured is not None:
+        return configured
     return (Path(__file__).resolve().parents[3] / ".." / "shared" / "data").resolve()
 
 
@@ -85,7 +84,7 @@ def _csv(data_dir: Path | str | None, relative: Path, **read: Any) -> pd.DataFra
     if not path.is_file():
         raise NotFoundError(
             f"The public dataset file {path} does not exist; pass data_dir= or set "
-            "QIANMIAN_DATA_DIR to the folder holding shared/data."
+            "QIANMIAN_PUBLIC_DATA to the folder holding shared/data."
         )
     return pd.read_csv(path, **read)
 

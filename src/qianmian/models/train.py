@@ -205,21 +205,42 @@ def train_churn(
     )
 
 
+def _longest_horizon(store: Store) -> int:
+    """The longest label window (a year, half, a quarter) leaving two training snapshots."""
+    for days in (365, 180, 90):
+        as_ofs = monthly_as_ofs(store, horizon_days=days)
+        if (
+            len(as_ofs) >= 4
+            and sum(
+                pd.Timestamp(d) + pd.Timedelta(days=days) <= pd.Timestamp(as_ofs[-2])
+                for d in as_ofs
+            )
+            >= 2
+        ):
+            return days
+    raise ValidationError(
+        "The store holds too little history for a value model: it needs about 8 months of "
+        "transactions (a 90-day window, two training snapshots, validation and test)."
+    )
+
+
 def train_ltv(
     store: Store,
     *,
-    horizon_days: int = 180,
+    horizon_days: int | None = None,
     as_ofs: Sequence[date] | None = None,
     params: dict[str, Any] | None = None,
     progress: Progress = None,
 ) -> TrainedModel:
     """Annualised revenue over the next ``horizon_days`` (LightGBM regressor, Tweedie loss).
 
-    A year-long window needs a year of data after the last training snapshot; with less, the
-    window is shorter and its revenue scaled to a year (the card says which).
+    A year-long window needs a year of data after the last training snapshot; by default the
+    window is the longest the data allow (365, 180 or 90 days) and its revenue is scaled to a
+    year (the card says which).
     """
     from lightgbm import LGBMRegressor, early_stopping, log_evaluation
 
+    horizon_days = horizon_days or _longest_horizon(store)
     if horizon_days < 30:
         raise invalid_parameter("train_ltv", "horizon_days", "at least 30", horizon_days)
     as_ofs = as_ofs or monthly_as_ofs(store, horizon_days=horizon_days)
@@ -248,7 +269,8 @@ def train_ltv(
     model = LGBMRegressor(**params).fit(
         X.iloc[split.train],
         y[split.train],
-        eval_set=[(X.iloc[split.validation], y[split.validation])],
+        eval_X=(X.iloc[split.validation],),
+        eval_y=(y[split.validation],),
         callbacks=[early_stopping(50, verbose=False), log_evaluation(0)],
     )
     test = frame.iloc[split.test].copy()
