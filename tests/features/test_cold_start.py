@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn_contract import contract_checks
 from threadpoolctl import threadpool_limits
 
 from qianmian.errors import ConfigError, SchemaError
@@ -15,6 +14,7 @@ from qianmian.features.cold_start import (
     income_band,
 )
 from qianmian.features.cold_start_eval import evaluate_cold_start, registration_at_signup
+from sklearn_contract import contract_checks
 
 
 @pytest.mark.parametrize(

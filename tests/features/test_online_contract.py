@@ -149,7 +149,16 @@ def events_and_later_batch(
     snapshot = {r["customer_id"]: r for r in feature_table.to_pylist()}
     rng = np.random.default_rng(7)
     candidates = sorted(rng.choice(sorted(snapshot), 300, replace=False).tolist())
-    tables = ["customers", "transactions", "app_events", "holdings", "statements", "loans"]
+    tables = [
+        "customers",
+        "transactions",
+        "app_events",
+        "holdings",
+        "statements",
+        "loans",
+        "contacts",
+        "responses",
+    ]
     with load_settings(feature_workspace).build_store() as bank:
         unchanged = StoreFeatureEngine(bank).build(LATER, customers=candidates).to_pylist()
         # customers whose vectors do not move between AS_OF and LATER without new events

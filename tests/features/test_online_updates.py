@@ -112,6 +112,7 @@ _ROWS = {
             "ts": _times,
             "event_type": st.sampled_from(APP_EVENT_TYPES.values),
             "page": st.one_of(st.none(), st.sampled_from(APP_PAGES.values)),
+            "search_query": st.one_of(st.none(), st.sampled_from(["机票", "装修", "奶粉", "账单"])),
         }
     ),
 }

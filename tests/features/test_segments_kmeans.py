@@ -8,12 +8,12 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
-from sklearn_contract import contract_checks
 from threadpoolctl import threadpool_limits
 
 from qianmian.errors import ConfigError, SchemaError
 from qianmian.features.segments_kmeans import SEGMENT_FEATURES, CustomerSegmenter
 from qianmian.features.segments_names import name_segments, profile_stats, segment_profiles
+from sklearn_contract import contract_checks
 
 
 @pytest.fixture(autouse=True)

@@ -45,7 +45,7 @@ def train_command(
     ] = None,
     learner: Annotated[
         str, typer.Option("--learner", help="Uplift meta-learner: s, t, x, dr, or 'all'.")
-    ] = "x",
+    ] = "s",
     tune_trials: Annotated[
         int,
         typer.Option(

@@ -14,7 +14,7 @@ so that every engine runs the *same* definitions. Structure of the statement::
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
@@ -170,8 +170,29 @@ def _aggregate(f: FeatureDef, as_of: AsOf, widest: int | None) -> str:
     raise SchemaError(f"Feature '{f.name}' has unknown aggregate '{f.agg}'.")
 
 
+_EMPTY_TYPES = {
+    "int": "BIGINT",
+    "float": "DOUBLE",
+    "string": "VARCHAR",
+    "bool": "BOOLEAN",
+    "date": "DATE",
+    "timestamp": "TIMESTAMP",
+}
+
+
+def _empty_table(name: str) -> str:
+    """A typed, empty stand-in for a dictionary table the store does not hold."""
+    from qianmian.data.schema import table
+
+    cols = ", ".join(
+        f"CAST(NULL AS {_EMPTY_TYPES.get(f.type, 'VARCHAR')}) AS {f.name}"
+        for f in table(name).fields
+    )
+    return f"(SELECT {cols} WHERE FALSE) AS {name}"
+
+
 def _source_ctes(
-    defs: list[FeatureDef], as_of: AsOf, customers: str | None
+    defs: list[FeatureDef], as_of: AsOf, customers: str | None, missing: Collection[str] = ()
 ) -> list[tuple[str, str, list[FeatureDef]]]:
     """(cte name, SQL, features) per source; 'last' aggregates get their own CTE per window."""
     groups: dict[tuple[str, str], list[FeatureDef]] = {}
@@ -195,7 +216,8 @@ def _source_ctes(
         cols = ",\n    ".join(f"{_aggregate(f, as_of, widest)} AS {f.name}" for f in fs)
         name = f"src_{source}{'_' + str(k) if variant else ''}"
         sql = (
-            f"SELECT customer_id,\n    {cols}\nFROM {src.table}\n"
+            f"SELECT customer_id,\n    {cols}\n"
+            f"FROM {_empty_table(src.table) if src.table in missing else src.table}\n"
             f"WHERE {' AND '.join(where)}\nGROUP BY customer_id"
         )
         out.append((name, sql, fs))
@@ -226,11 +248,14 @@ def compile_features(
     *,
     customers: Sequence[int] | None = None,
     dialect: str = "duckdb",
+    missing_tables: Collection[str] = (),
 ) -> str:
     """One SQL statement computing ``names`` (all features if None) as of ``as_of``.
 
     Every source row used is strictly before ``as_of``; customers who signed up on or after it
-    are left out. ``customers`` restricts the statement to those ids.
+    are left out. ``customers`` restricts the statement to those ids. Sources in
+    ``missing_tables`` (a bank with no marketing history yet) read as empty: their features
+    take their defaults.
 
     >>> sql = compile_features(["spend_30d"], "2026-06-01")
     >>> "ts < TIMESTAMP '2026-06-01 00:00:00'" in sql
@@ -252,7 +277,7 @@ def compile_features(
     ctes = [
         ("base", f"SELECT customer_id{base_cols}\nFROM customers\nWHERE {' AND '.join(base_where)}")
     ]
-    sources = _source_ctes(defs, at, ids)
+    sources = _source_ctes(defs, at, ids, missing_tables)
     ctes += [(n, sql) for n, sql, _ in sources]
     joined_cols = ["base.customer_id", *(f"base.{f.name}" for f in profile)]
     joins = []

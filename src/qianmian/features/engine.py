@@ -20,6 +20,8 @@ from qianmian.store.base import Store
 __all__ = ["FEATURE_TABLE", "FeatureEngine", "StoreFeatureEngine", "latest_as_of", "save_features"]
 
 FEATURE_TABLE = "customer_features"
+# Source tables a bank may not have yet; features over them then take their defaults.
+OPTIONAL_SOURCE_TABLES = ("contacts", "responses")
 AsOfLike = date | datetime | str
 
 
@@ -55,8 +57,18 @@ class FeatureEngine(ABC):
             ``customer_id``, ``as_of``, then the features; one row per customer who had signed
             up before ``as_of``.
         """
-        sql = compile_features(features, as_of, customers=customers, dialect=self.dialect)
+        sql = compile_features(
+            features,
+            as_of,
+            customers=customers,
+            dialect=self.dialect,
+            missing_tables=self._missing_tables(),
+        )
         return self._run(sql)
+
+    def _missing_tables(self) -> list[str]:
+        """Optional source tables this engine cannot see (default: none)."""
+        return []
 
     def training_set(
         self,
@@ -84,6 +96,10 @@ class StoreFeatureEngine(FeatureEngine):
 
     def _run(self, sql: str) -> pa.Table:
         return self.store.query(sql)
+
+    def _missing_tables(self) -> list[str]:
+        # the bank's marketing history is optional: without it, marketing features are 0
+        return [t for t in OPTIONAL_SOURCE_TABLES if not self.store.has_table(t)]
 
 
 def save_features(store: Store, features: pa.Table, table: str = FEATURE_TABLE) -> int:

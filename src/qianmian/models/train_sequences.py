@@ -7,6 +7,7 @@ figures registered with it), then refits on everything up to now, which is what 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -85,18 +86,21 @@ def train_need_forecaster(
     *,
     world: Any,
     promote: bool = False,
+    lstm: Any = None,
     progress: Callable[[int, int], None] | None = None,
+    **evaluate_options: Any,
 ) -> SequenceModelResult:
     """Compare the LSTM with seasonal-naive and LightGBM on the latest closed 30 days; register
     the LSTM trained for that comparison (its training origins all precede the test window).
 
     ``world`` is the simulated bank (or its ``life_events`` table): the share of life events
-    detected before they show in spending is part of the figures.
+    detected before they show in spending is part of the figures. ``evaluate_options`` go to
+    :func:`~qianmian.models.forecast.evaluate_need_forecast` (e.g. ``origin_step_days``).
     """
     from qianmian.models.forecast import NeedForecaster, evaluate_need_forecast
 
-    lstm = NeedForecaster()
-    figures = evaluate_need_forecast(store, world, lstm=lstm, progress=progress)
+    lstm = lstm or NeedForecaster()
+    figures = evaluate_need_forecast(store, world, lstm=lstm, progress=progress, **evaluate_options)
     rows = [
         {"model": name, **{f"mae_{h}": v for h, v in by_h.items()}}
         for name, by_h in figures["mae"].items()
@@ -109,8 +113,9 @@ def train_need_forecaster(
     for key, value in figures["life_events"].items():
         inner = value if isinstance(value, dict) else {"": value}
         for sub, v in inner.items():
-            if isinstance(v, int | float) and not isinstance(v, bool):
+            if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v):
                 metrics[f"life_events_{key}{'_' + sub if sub else ''}"] = float(v)
+    metrics = {k: v for k, v in metrics.items() if math.isfinite(v)}  # e.g. lift of no flags
     card = registry.register(
         lstm,
         name="need-forecast-lstm",

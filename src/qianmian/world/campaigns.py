@@ -66,7 +66,7 @@ def campaign_waves(start: date, end: date, config: HistoryConfig = HistoryConfig
     """The wave dates: the first of each month from ``first_month`` on, with 30 days to respond.
 
     >>> campaign_waves(date(2025, 11, 1), date(2026, 5, 1))
-    [datetime.date(2026, 2, 1), datetime.date(2026, 3, 1)]
+    [datetime.date(2026, 2, 1), datetime.date(2026, 3, 1), datetime.date(2026, 4, 1)]
     """
     months = pd.date_range(start, end, freq="MS", inclusive="left")[config.first_month :]
     return [d.date() for d in months if (pd.Timestamp(end) - d).days >= 30]
