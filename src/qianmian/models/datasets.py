@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -65,7 +66,7 @@ def prepare_features(frame: pd.DataFrame, features: Sequence[str]) -> pd.DataFra
             f"The frame lacks {len(missing)} model feature(s): {', '.join(missing[:8])}"
             f"{' …' if len(missing) > 8 else ''}. Build features with the same catalogue."
         )
-    out = {}
+    out: dict[str, Any] = {}
     for name in features:
         col = frame[name]
         if name in _CATEGORIES:

@@ -8,7 +8,7 @@ The CLI and the demo call :func:`register_trained` after any ``train_*`` functio
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Literal
 
 from qianmian.models.registry import ModelCard, ModelRegistry, catalogue_schema, schema_hash
 from qianmian.models.train import TrainedModel
@@ -59,7 +59,9 @@ def register_trained(
 
 
 def load_scorer(
-    registry: ModelRegistry, name: str, version: int | str | None = "production"
+    registry: ModelRegistry,
+    name: str,
+    version: int | Literal["latest", "production"] | None = "production",
 ) -> tuple[Any, ModelCard]:
     """A registered model and its card, refused if today's catalogue no longer matches it."""
     card = registry.card(name, version)

@@ -50,8 +50,8 @@ def train_recommender(
     now = latest_as_of(store)
     cutoff = now - timedelta(days=horizon_days)
     comparison = evaluate_recommenders(store, cutoff, horizon_days, k=(3, 5))
-    ours = comparison.set_index("model").loc["deepfm"]
-    popular = comparison.set_index("model").loc["popularity"]
+    by_model = comparison.set_index("model").to_dict(orient="index")
+    ours, popular = by_model["deepfm"], by_model["popularity"]
     events = load_interactions(store)
     model = DeepFMRecommender().fit(
         events,
@@ -66,8 +66,10 @@ def train_recommender(
         schema=[("customer_id", "int"), ("product_id", "string"), ("weight", "float")],
         training_window=(pd.Timestamp(events["ts"].min()).date(), now.date()),
         metrics={
-            **{k: float(v) for k, v in ours.items() if k.startswith(("ndcg", "recall"))},
-            **{f"popularity_{k}": float(v) for k, v in popular.items() if k.startswith("ndcg")},
+            **{str(k): float(v) for k, v in ours.items() if str(k).startswith(("ndcg", "recall"))},
+            **{
+                f"popularity_{k}": float(v) for k, v in popular.items() if str(k).startswith("ndcg")
+            },
         },
         target=f"products newly taken up within {horizon_days} days (time split at {cutoff:%Y-%m-%d})",
         as_of=now.date(),

@@ -91,6 +91,20 @@ class NeedForecasterBase(ABC):
             raise invalid_parameter(self, "horizons", "a tuple of distinct positive ints", h)
         return tuple(int(x) for x in h)
 
+    def _origins(
+        self, origins: Sequence[DayLike], validation_origins: Sequence[DayLike] | None
+    ) -> tuple[tuple[int, ...], list[date], list[date]]:
+        """Checked horizons, training and validation days (targets end before validation)."""
+        horizons = self._check_horizons()
+        train = check_origins(self, "origins", origins)
+        val = (
+            check_origins(self, "validation_origins", validation_origins)
+            if validation_origins
+            else []
+        )
+        split_check(train, val, max(horizons))
+        return horizons, train, val
+
     def fit(
         self,
         store: Store,

@@ -24,8 +24,6 @@ from qianmian.models.forecast.base import (
     DayLike,
     NeedForecasterBase,
     Progress,
-    check_origins,
-    split_check,
 )
 from qianmian.models.forecast.sequences import (
     APP_CHANNELS,
@@ -210,14 +208,7 @@ class LightGBMNeedForecaster(NeedForecasterBase):
         progress: Progress | None = None,
     ) -> LightGBMNeedForecaster:
         self._check_params()
-        horizons = self._check_horizons()
-        train = check_origins(self, "origins", origins)
-        val = (
-            check_origins(self, "validation_origins", validation_origins)
-            if validation_origins
-            else []
-        )
-        split_check(train, val, max(horizons))
+        horizons, train, val = self._origins(origins, validation_origins)
         x, y = self._rows(panel, train, horizons, self.max_train_rows)
         x_val, y_val = self._rows(panel, val, horizons) if val else (None, None)
         total = len(horizons) * len(GROUP_NAMES)

@@ -42,9 +42,7 @@ from qianmian.models.forecast.base import (
     DayLike,
     NeedForecasterBase,
     Progress,
-    check_origins,
     forecast_frame,
-    split_check,
 )
 from qianmian.models.forecast.sequences import (
     APP_CHANNELS,
@@ -234,14 +232,7 @@ class NeedForecaster(NeedForecasterBase):
         progress: Progress | None = None,
     ) -> NeedForecaster:
         self._check_params()
-        horizons = self._check_horizons()
-        train_days = check_origins(self, "origins", origins)
-        val_days = (
-            check_origins(self, "validation_origins", validation_origins)
-            if validation_origins
-            else []
-        )
-        split_check(train_days, val_days, max(horizons))
+        horizons, train_days, val_days = self._origins(origins, validation_origins)
         train = OriginSamples(panel, train_days, self.lookback_days, horizons)
         val = OriginSamples(panel, val_days, self.lookback_days, horizons) if val_days else None
         rng = np.random.default_rng(self.random_state)

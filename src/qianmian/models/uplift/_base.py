@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from numbers import Integral, Real
 from types import ModuleType
@@ -103,7 +104,7 @@ def _check_estimator(owner: object, name: str, value: object, *, proba: bool = F
         )
 
 
-class _UpliftLearner(BaseEstimator):
+class _UpliftLearner(BaseEstimator, ABC):
     """Input checks, arms and prediction shapes shared by the meta-learners."""
 
     learner: Any
@@ -148,14 +149,17 @@ class _UpliftLearner(BaseEstimator):
 
     # -- for subclasses ------------------------------------------------------------------------
 
+    @abstractmethod
     def _fit(self, X: Any, arm: NDArray[np.int64], y: NDArray, w: NDArray | None) -> None:
-        raise NotImplementedError
+        """Implemented by each learner."""
 
+    @abstractmethod
     def _uplift(self, X: Any) -> NDArray[np.float64]:
-        raise NotImplementedError
+        """Implemented by each learner."""
 
+    @abstractmethod
     def _outcomes(self, X: Any) -> NDArray[np.float64]:
-        raise NotImplementedError
+        """Implemented by each learner."""
 
     def _min_arm_rows(self) -> int:
         return 2
