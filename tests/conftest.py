@@ -9,6 +9,10 @@ skipped test. Set ``QIANMIAN_TEST_POSTGRES_DSN`` to use another server.
 from __future__ import annotations
 
 import os
+
+# LightGBM's and torch's OpenMP threads spin while waiting by default; on a shared 2-core machine
+# two spinning pools starve each other (a 1-second fit takes 10). Set before they are imported.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import subprocess
 import time
 import uuid

@@ -39,7 +39,8 @@ def churn_report() -> dict:
 
 
 def test_the_data_folder_beside_the_repository():
-    assert public_data_dir() == (Path(__file__).resolve().parents[3] / "shared" / "data")
+    expected = Path(__file__).resolve().parents[3] / "shared" / "data"
+    assert public_data_dir() == expected.resolve()
     assert (public_data_dir() / "uci_bank_marketing" / "SOURCE.md").is_file()
 
 

@@ -269,24 +269,28 @@ class PropensityClassifier(ClassifierMixin, BaseEstimator):
                 f"Found array with 0 sample(s) (shape={X.shape}) while a minimum of 1 is "
                 f"required by {type(self).__name__}."
             )
-        frame = X.copy()
-        text = []
-        for col in frame.columns:
-            dtype = frame[col].dtype
+        text, numeric = [], []
+        for col in X.columns:
+            dtype = X[col].dtype
             if isinstance(dtype, pd.CategoricalDtype) or pd.api.types.is_bool_dtype(dtype):
                 continue
             if pd.api.types.is_object_dtype(dtype) or pd.api.types.is_string_dtype(dtype):
                 text.append(col)
-            elif not pd.api.types.is_numeric_dtype(dtype):
+            elif pd.api.types.is_numeric_dtype(dtype):
+                numeric.append(col)
+            else:
                 raise ValidationError(
                     f"Column {col!r} has dtype {dtype}, which {type(self).__name__} cannot use; "
                     "convert it to numbers (e.g. days since a date) or to a category."
                 )
+        # Scoring is a hot path: no copy of the frame unless text must become categories, and
+        # infinities are looked for column by column (scikit-learn's check then names them).
+        if any(np.isinf(X[c].to_numpy(dtype=float, na_value=np.nan)).any() for c in numeric):
+            check_array(X[numeric], ensure_all_finite="allow-nan", dtype=None, estimator=self)
+        frame = X
         if text:
+            frame = X.copy(deep=False)
             frame[text] = frame[text].astype("category")
-        numeric = frame.select_dtypes(include="number")
-        if numeric.shape[1]:
-            check_array(numeric, ensure_all_finite="allow-nan", dtype=None, estimator=self)
         if reset:
             self.categorical_features_ = [
                 str(c) for c in frame.columns if isinstance(frame[c].dtype, pd.CategoricalDtype)
