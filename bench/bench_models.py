@@ -89,6 +89,18 @@ console = Console(highlight=False, width=132)
 # -- memory ------------------------------------------------------------------------------------
 
 
+def _bar(label: str) -> Progress:
+    """A transient progress bar: label, bar, done/total, elapsed."""
+    return Progress(
+        TextColumn(label),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    )
+
+
 def reset_peak_rss() -> float:
     """Restart this process's peak-RSS counter (Linux) so that a phase's peak can be read;
     return the peak so far in GB (getrusage's figure, which the reset does not restart)."""
@@ -123,14 +135,7 @@ def open_bank(args: argparse.Namespace) -> tuple[World, float | None]:
             and found["rows"].get("contacts", 0) > 0
         ):
             return World(args.workspace), None
-    with Progress(
-        TextColumn("generating the bank"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    ) as bar:
+    with _bar("generating the bank") as bar:
         task = bar.add_task("generate", total=None)
         t0 = time.perf_counter()
         world = World.generate(
@@ -175,14 +180,7 @@ def build_training_data(store: Store, per_month: bool) -> tuple[pd.DataFrame, fl
     months = campaign_months(store) if per_month else [None]
     snapshots = 0
     parts: list[pd.DataFrame] = []
-    with Progress(
-        TextColumn("(a) training data {task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    ) as bar:
+    with _bar("(a) training data {task.description}") as bar:
         task = bar.add_task("", total=len(months))
         t0 = time.perf_counter()
         for m in months:
@@ -220,14 +218,7 @@ def train_all(
     store: Store, data: pd.DataFrame, n_jobs: int
 ) -> tuple[list[tuple[str, float, TrainedModel]], float]:
     results: list[tuple[str, float, TrainedModel]] = []
-    with Progress(
-        TextColumn("(b) training {task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    ) as bar:
+    with _bar("(b) training {task.description}") as bar:
         task = bar.add_task("", total=len(TEN_OFFERS))
         t_all = time.perf_counter()
         for offer in TEN_OFFERS:

@@ -2,15 +2,29 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
 from qianmian.cli.context import console, friendly_errors, progress_bar, state
 
+if TYPE_CHECKING:
+    import pandas as pd
+    from rich.progress import Progress
+
+    from qianmian.models.registry import ModelCard, ModelRegistry
+    from qianmian.models.train import TrainedModel
+    from qianmian.models.train_sequences import SequenceModelResult
+    from qianmian.store.base import Store
+    from qianmian.world import World
+
 __all__ = ["register"]
+
+Rows = list[dict[str, object]]
+Trainer = Callable[..., Rows]
 
 KINDS = ("propensity", "uplift", "churn", "ltv", "forecast", "recommend")
 
@@ -82,14 +96,16 @@ def train_command(
     console.print(f"Registered in {registry.root}. `qianmian models list` shows every version.")
 
 
-def _world(workspace: Path):  # type: ignore[no-untyped-def]
+def _world(workspace: Path) -> World | None:
     """The simulated bank behind this workspace, if it is one (its oracle scores the models)."""
     from qianmian.world import World
 
     return World(workspace) if (workspace / "world" / "manifest.json").is_file() else None
 
 
-def _finish(registry, trained, extra, promote):  # type: ignore[no-untyped-def]
+def _finish(
+    registry: ModelRegistry, trained: TrainedModel, extra: dict[str, float], promote: bool
+) -> ModelCard:
     from qianmian.models.pipeline import register_trained
 
     card = register_trained(registry, trained, extra_metrics=extra)
@@ -98,7 +114,17 @@ def _finish(registry, trained, extra, promote):  # type: ignore[no-untyped-def]
     return card
 
 
-def _train_propensity(store, workspace, registry, bar, *, offers, tune_trials, promote, **_):  # type: ignore[no-untyped-def]
+def _train_propensity(
+    store: Store,
+    workspace: Path,
+    registry: ModelRegistry,
+    bar: Progress,
+    *,
+    offers: list[str] | None,
+    tune_trials: int,
+    promote: bool,
+    **_: Any,
+) -> Rows:
     from qianmian.models.datasets import contact_training_set
     from qianmian.models.oracle import oracle_comparison
     from qianmian.models.train import train_propensity
@@ -132,7 +158,7 @@ def _train_propensity(store, workspace, registry, bar, *, offers, tune_trials, p
     return rows
 
 
-def _tuned(data, offer_id, trials, bar):  # type: ignore[no-untyped-def]
+def _tuned(data: pd.DataFrame, offer_id: str, trials: int, bar: Progress) -> dict[str, Any]:
     from qianmian.models.datasets import model_features, prepare_features, time_split
     from qianmian.models.train import CONTACT_HORIZON_DAYS
     from qianmian.models.tuning import tune_propensity
@@ -152,7 +178,17 @@ def _tuned(data, offer_id, trials, bar):  # type: ignore[no-untyped-def]
     )
 
 
-def _train_uplift(store, workspace, registry, bar, *, offers, learner, promote, **_):  # type: ignore[no-untyped-def]
+def _train_uplift(
+    store: Store,
+    workspace: Path,
+    registry: ModelRegistry,
+    bar: Progress,
+    *,
+    offers: list[str] | None,
+    learner: str,
+    promote: bool,
+    **_: Any,
+) -> Rows:
     from qianmian.errors import ValidationError
     from qianmian.models.datasets import contact_training_set
     from qianmian.models.oracle import oracle_comparison
@@ -184,8 +220,16 @@ def _train_uplift(store, workspace, registry, bar, *, offers, learner, promote, 
     return rows
 
 
-def _train_customer(kind):  # type: ignore[no-untyped-def]
-    def run(store, workspace, registry, bar, *, promote, **_):  # type: ignore[no-untyped-def]
+def _train_customer(kind: str) -> Trainer:
+    def run(
+        store: Store,
+        workspace: Path,
+        registry: ModelRegistry,
+        bar: Progress,
+        *,
+        promote: bool,
+        **_: Any,
+    ) -> Rows:
         from qianmian.models.train import train_churn, train_ltv
 
         task = bar.add_task(f"{kind} snapshots", total=1)
@@ -198,7 +242,15 @@ def _train_customer(kind):  # type: ignore[no-untyped-def]
     return run
 
 
-def _train_recommend(store, workspace, registry, bar, *, promote, **_):  # type: ignore[no-untyped-def]
+def _train_recommend(
+    store: Store,
+    workspace: Path,
+    registry: ModelRegistry,
+    bar: Progress,
+    *,
+    promote: bool,
+    **_: Any,
+) -> Rows:
     from qianmian.models.train_sequences import train_recommender
 
     task = bar.add_task("推荐模型 recommenders (popularity, ALS, DeepFM)", total=None)
@@ -207,7 +259,15 @@ def _train_recommend(store, workspace, registry, bar, *, promote, **_):  # type:
     return _comparison_rows(result)
 
 
-def _train_forecast(store, workspace, registry, bar, *, promote, **_):  # type: ignore[no-untyped-def]
+def _train_forecast(
+    store: Store,
+    workspace: Path,
+    registry: ModelRegistry,
+    bar: Progress,
+    *,
+    promote: bool,
+    **_: Any,
+) -> Rows:
     from qianmian.errors import NotFoundError
     from qianmian.models.train_sequences import train_need_forecaster
 
@@ -228,11 +288,13 @@ def _train_forecast(store, workspace, registry, bar, *, promote, **_):  # type: 
     return _comparison_rows(result)
 
 
-def _comparison_rows(result):  # type: ignore[no-untyped-def]
-    rows = []
-    for r in result.comparison.to_dict(orient="records"):
-        rows.append({k: (float(v) if isinstance(v, int | float) else v) for k, v in r.items()})
-    rows.append({k: "" for k in rows[0]} | {"model": f"registered: {result.card.label}"})
+def _comparison_rows(result: SequenceModelResult) -> Rows:
+    rows: Rows = [
+        {str(k): (float(v) if isinstance(v, int | float) else v) for k, v in r.items()}
+        for r in result.comparison.to_dict(orient="records")
+    ]
+    footer: dict[str, object] = {k: "" for k in rows[0]}
+    rows.append(footer | {"model": f"registered: {result.card.label}"})
     return rows
 
 
@@ -240,7 +302,7 @@ _SHOWN = {
     "churn": ("auc", "pr_auc", "ece", "base_rate", "test_rows"),
     "ltv": ("spearman", "mae", "mae_mean_baseline", "top_decile_revenue_share", "test_rows"),
 }
-_TRAINERS = {
+_TRAINERS: dict[str, Trainer] = {
     "propensity": _train_propensity,
     "uplift": _train_uplift,
     "churn": _train_customer("churn"),
