@@ -5,7 +5,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-EXTRAS ?= dev,postgres,redis,spark,models
+EXTRAS ?= dev,postgres,redis,spark,models,service
 WORKSPACE ?= qianmian-workspace
 
 .PHONY: demo test test-unit bench lint typecheck docs clean

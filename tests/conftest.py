@@ -112,3 +112,76 @@ def tmp_workspace(tmp_path: Path) -> Path:
     workspace = tmp_path / "workspace"
     workspace.mkdir()
     return workspace
+
+
+# -- Redis -------------------------------------------------------------------------------------
+
+REDIS_URL = os.environ.get("QIANMIAN_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+REDIS_START = [
+    "redis-server",
+    "--daemonize",
+    "yes",
+    "--bind",
+    "127.0.0.1",
+    "-::1",
+    "--port",
+    "6379",
+    "--save",
+    "",
+    "--appendonly",
+    "no",
+    "--dir",
+    "/var/lib/redis",
+    "--logfile",
+    "/var/log/redis/ci.log",
+]
+
+
+def _redis_error(url: str) -> str | None:
+    import redis
+
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=2).ping()
+    except redis.RedisError as e:
+        return str(e)
+    return None
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """A URL of a running Redis; starts the local server if needed, fails if impossible."""
+    error = _redis_error(REDIS_URL)
+    if error is None:
+        return REDIS_URL
+    started = "not tried (QIANMIAN_TEST_REDIS_URL is set)"
+    if "QIANMIAN_TEST_REDIS_URL" not in os.environ:
+        try:
+            done = subprocess.run(REDIS_START, capture_output=True, text=True, timeout=30)
+            started = f"exited {done.returncode}: {(done.stderr or done.stdout).strip()}"
+        except (OSError, subprocess.TimeoutExpired) as e:
+            started = f"failed: {e}"
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if (error := _redis_error(REDIS_URL)) is None:
+                return REDIS_URL
+            time.sleep(0.2)
+    pytest.fail(
+        f"Redis is needed for this test and could not be reached at {REDIS_URL}: {error}.\n"
+        f"Tried to start it with `{' '.join(REDIS_START)}`: {started}.\n"
+        "Start Redis on 127.0.0.1:6379 or set QIANMIAN_TEST_REDIS_URL.",
+        pytrace=False,
+    )
+
+
+@pytest.fixture
+def redis_prefix(redis_url: str) -> Iterator[str]:
+    """A key prefix for one test; every key under it is deleted afterwards."""
+    import redis
+
+    prefix = f"qm_test:{uuid.uuid4().hex[:10]}"
+    yield prefix
+    client = redis.Redis.from_url(redis_url)
+    keys = list(client.scan_iter(match=f"{prefix}:*", count=10_000))
+    if keys:
+        client.unlink(*keys)
+    client.close()

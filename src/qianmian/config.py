@@ -25,10 +25,20 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from qianmian.decide.configs import (
+    DecideConfig,
+    LogConfig,
+    MemoryStateConfig,
+    SQLiteLogConfig,
+    StateConfig,
+)
 from qianmian.errors import ConfigError
 from qianmian.features.online.configs import MemoryOnlineConfig, OnlineConfig
+from qianmian.service.configs import ServiceConfig
 
 if TYPE_CHECKING:
+    from qianmian.decide.log.base import DecisionLog
+    from qianmian.decide.state.base import DecisionState
     from qianmian.features.online.base import OnlineFeatureStore
     from qianmian.store.base import Store
 
@@ -77,6 +87,10 @@ class Settings(BaseSettings):
     workspace: Path = Field(DEFAULT_WORKSPACE, description="Folder holding data and state")
     store: StoreConfig = Field(default_factory=lambda: DuckDBStoreConfig())
     online: OnlineConfig = Field(default_factory=lambda: MemoryOnlineConfig())
+    state: StateConfig = Field(default_factory=lambda: MemoryStateConfig())
+    decision_log: LogConfig = Field(default_factory=lambda: SQLiteLogConfig())
+    decide: DecideConfig = Field(default_factory=DecideConfig)
+    service: ServiceConfig = Field(default_factory=ServiceConfig)
     language: Literal["zh", "en"] = Field("zh", description="Language of labels and copy")
     bank_name: str = Field("千面银行", description="Bank name used in copy and SMS signatures")
     public_data: Path | None = Field(
@@ -116,6 +130,18 @@ class Settings(BaseSettings):
         from qianmian.features.online import open_online_store
 
         return open_online_store(self.online)
+
+    def build_decision_state(self) -> DecisionState:
+        """Open the configured decision state (in-process by default, or Redis)."""
+        from qianmian.decide.state import open_decision_state
+
+        return open_decision_state(self.state)
+
+    def build_decision_log(self) -> DecisionLog:
+        """Open the configured decision log (SQLite in the workspace by default, or PostgreSQL)."""
+        from qianmian.decide.log import open_decision_log
+
+        return open_decision_log(self.decision_log, workspace=self.workspace)
 
 
 def load_settings(workspace: Path | str | None = None, **overrides: object) -> Settings:

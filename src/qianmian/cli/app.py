@@ -54,6 +54,7 @@ def _register() -> None:
     """Attach each part's commands (kept in their own modules)."""
     from qianmian.cli import (
         commands_data,
+        commands_decide,
         commands_features,
         commands_identity,
         commands_models,
@@ -75,6 +76,7 @@ def _register() -> None:
     commands_profile.register(app)
     commands_models.register(app)
     commands_train.register(app)
+    commands_decide.register(app)
 
 
 _register()

@@ -15,14 +15,13 @@ qianmian.errors.MappingError: ... line 2, columns.tier: give exactly one of 'fro
 from __future__ import annotations
 
 import codecs
-import re
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 from pydantic import ValidationError as PydanticValidationError
 
+from qianmian.data.yaml_lines import KeyPath, compose_with_lines, describe_error
 from qianmian.errors import MappingError
 
 __all__ = [
@@ -107,7 +106,7 @@ class ColumnMapping(BaseModel):
     table: str
     source: SourceOptions = SourceOptions()
     columns: dict[str, ColumnRule] = {}
-    _lines: dict[tuple[str, ...], int] = PrivateAttr(default_factory=dict)
+    _lines: dict[KeyPath, int] = PrivateAttr(default_factory=dict)
     _name: str = PrivateAttr("<mapping>")
 
     @field_validator("columns", mode="before")
@@ -128,60 +127,22 @@ def scalar_text(value: Any) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 
-class _Loader(yaml.SafeLoader):
-    """Safe YAML with YAML 1.2 booleans (``yes``, ``no``, ``Y``, ``N`` stay text) and keys kept
-    as written, so that ``1`` and ``true`` are two different source values."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        self.flatten_mapping(node)
-        return {
-            key.value
-            if isinstance(key, yaml.ScalarNode)
-            else self.construct_object(key, deep): self.construct_object(value, deep)
-            for key, value in node.value
-        }
-
-
-_Loader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:bool",
-    re.compile(
-        r"^(?:true|True|TRUE|false|"
-        r"False|FALSE)$"
-    ),
-    list("tTfF"),
-)
-
-
 def parse_mapping(text: str, *, name: str = "<mapping>") -> ColumnMapping:
     """Parse and validate mapping YAML ``text``; errors name the line (``name`` is the file)."""
-    try:
-        node = yaml.compose(text, Loader=_Loader)
-        data = yaml.load(text, Loader=_Loader)  # a SafeLoader subclass
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(e, "problem", None) or str(e)
-        raise MappingError(
-            f"The mapping file {name} is not valid YAML{where}: {problem}. "
-            "Check the indentation and quote values containing ':' or '#'."
-        ) from e
+    data, lines = compose_with_lines(
+        text, name, what="mapping file", error=MappingError, unique_keys=False
+    )
     if not isinstance(data, dict):
         raise MappingError(
             f"The mapping file {name} must be a YAML mapping with 'table' and "
             f"'columns' keys, but it holds {type(data).__name__}."
         )
-    lines: dict[tuple[str, ...], int] = {}
-    _key_lines(node, (), lines)
     try:
         mapping = ColumnMapping.model_validate(data)
     except PydanticValidationError as e:
         raise MappingError(
             f"The mapping file {name} is invalid: "
-            + "; ".join(_describe(err, lines) for err in e.errors()[:5])
+            + "; ".join(describe_error(err, lines) for err in e.errors()[:5])
             + ". See examples/mappings/ for the format."
         ) from e
     mapping._lines, mapping._name = lines, name
@@ -200,25 +161,3 @@ def load_mapping(path: Path | str) -> ColumnMapping:
             "the path."
         ) from e
     return parse_mapping(text, name=str(path))
-
-
-def _key_lines(
-    node: yaml.Node | None, path: tuple[str, ...], lines: dict[tuple[str, ...], int]
-) -> None:
-    if isinstance(node, yaml.MappingNode):
-        for key, value in node.value:
-            lines[(*path, str(key.value))] = key.start_mark.line + 1
-            _key_lines(value, (*path, str(key.value)), lines)
-
-
-def _describe(err: Any, lines: dict[tuple[str, ...], int]) -> str:
-    loc = [str(p) for p in err["loc"]]
-    path: tuple[str, ...] = ()
-    for part in ("from" if p == "from_" else p for p in loc):
-        if (*path, part) in lines:
-            path = (*path, part)
-    at = f"line {lines[path]}, " if path else ""
-    message = str(err["msg"]).removeprefix("Value error, ")
-    if err["type"] == "extra_forbidden":
-        message = "is not a known key"
-    return f"{at}{'.'.join(loc) or 'top level'}: {message}"

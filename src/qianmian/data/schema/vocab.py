@@ -260,6 +260,7 @@ OFFER_TYPES = Vocabulary(
     ("insurance", "保险推荐", "insurance"),
     ("travel_cashback", "旅游返现", "travel cashback"),
     ("merchant_coupon", "商户优惠券", "merchant coupon"),
+    ("service", "服务通知", "service message (not marketing)"),
 )
 
 RESPONSE_TYPES = Vocabulary(

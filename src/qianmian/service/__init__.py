@@ -1,0 +1,1 @@
+"""The decision service: the FastAPI app, its API keys and roles, audit and request limits."""

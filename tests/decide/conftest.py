@@ -1,0 +1,112 @@
+"""A small simulated bank, its features and a promoted uplift model, for decision-engine tests."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from qianmian.config import load_settings
+from qianmian.decide.catalogue import Catalogue, starter_catalogue
+from qianmian.decide.engine import DecisionEngine
+from qianmian.decide.log.sqlite import SQLiteDecisionLog
+from qianmian.decide.profiles import load_customer_states
+from qianmian.decide.scoring import GuardedScorer, UpliftModelScorer
+from qianmian.decide.state.memory import MemoryDecisionState
+from qianmian.features.engine import StoreFeatureEngine, latest_as_of
+from qianmian.features.online import MemoryOnlineStore
+from qianmian.features.tags import TagLibrary
+from qianmian.models.pipeline import register_trained
+from qianmian.models.registry import ModelRegistry
+from qianmian.models.train import train_uplift
+from qianmian.world import BANK_TABLES, World, WorldConfig
+
+# Small trees that always see the sent indicator, so the S-learner's uplift is not all zero.
+FAST_PARAMS = {"n_estimators": 60, "min_child_samples": 20, "num_leaves": 15, "colsample_bytree": 1}
+
+
+@dataclass(frozen=True)
+class DecideWorld:
+    """A generated bank in an embedded store, its latest features and a promoted uplift-s."""
+
+    workspace: Path
+    as_of: datetime
+    features: pa.Table
+    registry: ModelRegistry
+
+
+@pytest.fixture(scope="session")
+def decide_world(tmp_path_factory: pytest.TempPathFactory) -> DecideWorld:
+    """1,500 customers over 8 months (read-only; ~5 s with the model)."""
+    ws = tmp_path_factory.mktemp("decide-world")
+    world = World.generate(WorldConfig(customers=1_500, months=8, seed=5), ws, workers=1)
+    with load_settings(ws).build_store() as store:
+        for name in BANK_TABLES:
+            store.load_parquet(name, world.table_paths(name), mode="replace")
+        as_of = latest_as_of(store)
+        features = StoreFeatureEngine(store).build(as_of)
+        trained = train_uplift(store, learner="s", base_params=FAST_PARAMS)
+    registry = ModelRegistry.for_workspace(ws)
+    card = register_trained(registry, trained)
+    registry.promote(card.name, card.version)
+    return DecideWorld(ws, as_of, features, registry)
+
+
+EngineFactory = Callable[..., DecisionEngine]
+
+
+@pytest.fixture()
+def make_engine(decide_world: DecideWorld, tmp_path: Path) -> Iterator[EngineFactory]:
+    """Build engines over the world: in-process state, a fresh SQLite log, the promoted model."""
+    opened: list[DecisionEngine] = []
+
+    def make(
+        *,
+        catalogue: Catalogue | None = None,
+        state=None,
+        log=None,
+        scorer="model",
+        exploration: bool = True,
+        language: str = "en",
+        seed: int = 0,
+    ) -> DecisionEngine:
+        online = MemoryOnlineStore()
+        online.load(decide_world.features)
+        state = state if state is not None else MemoryDecisionState()
+        # each engine gets its own copy of the bank: tests write preference changes to it
+        bank = tmp_path / f"bank{len(opened)}.duckdb"
+        shutil.copy(decide_world.workspace / "qianmian.duckdb", bank)
+        store = load_settings(
+            decide_world.workspace, store={"type": "duckdb", "path": bank}
+        ).build_store()
+        load_customer_states(store, state)
+        if scorer == "model":
+            model = UpliftModelScorer.from_registry(decide_world.registry)
+            scorer = GuardedScorer(model, budget_ms=500, failures=3, reset_seconds=60)
+        engine = DecisionEngine(
+            catalogue=catalogue or starter_catalogue(),
+            state=state,
+            log=log if log is not None else SQLiteDecisionLog(tmp_path / f"log{len(opened)}.db"),
+            features=online,
+            scorer=scorer,
+            scorer_reason=None if scorer is not None else "no model registered (test)",
+            tags=TagLibrary.load(),
+            exploration=exploration,
+            language=language,
+            seed=seed,
+            store=store,
+        )
+        opened.append(engine)
+        return engine
+
+    yield make
+    for engine in opened:
+        engine.log.close()
+        engine.state.close()
+        if engine.store is not None:
+            engine.store.close()
