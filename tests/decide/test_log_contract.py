@@ -45,7 +45,7 @@ from qianmian.decide.log.records import (
     decision_row,
 )
 from qianmian.decide.log.sqlite import SQLiteDecisionLog
-from qianmian.errors import StoreError
+from qianmian.errors import ConfigError, StoreError
 
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.integration)]
 T0 = datetime(2026, 11, 11, 9, 0)  # Double 11
@@ -626,3 +626,16 @@ def test_postgres_sets_aside_only_the_decision_it_refuses(
     (rejected,) = tmp_path.glob("rejected-*.jsonl")
     (line,) = rejected.read_bytes().splitlines()
     assert orjson.loads(line)["decision_id"] == "d-5"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"flush_seconds": None}, "'flush_seconds' parameter .* positive number. Got None"),
+        ({"flush_seconds": 0}, "'flush_seconds' parameter"),
+        ({"batch_size": -1}, "'batch_size' parameter .* Got -1"),
+    ],
+)
+def test_sqlite_log_refuses_bad_parameters(tmp_path: Path, kwargs: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        SQLiteDecisionLog(tmp_path / "log.db", **kwargs)

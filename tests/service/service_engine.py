@@ -98,6 +98,7 @@ class InMemoryEngine:
             CustomerContactState(customer_id=cid, consents=CONSENTS[cid]) for cid in CUSTOMERS
         )
         self.revisions: list[tuple[Catalogue, str, str]] = []
+        self.preference_actors: list[str] = []
         self.components = {"decision_state": "ok", "decision_log": "ok", "model": "ok"}
         self.fail_with: dict[str, BaseException] = {}
 
@@ -197,8 +198,10 @@ class InMemoryEngine:
         consents: dict[str, bool] | None,
         marketing_opt_out: bool | None,
         personalisation_opt_out: bool | None,
+        actor: str,
     ) -> CustomerContactState:
         self._maybe_fail("set_preferences")
+        self.preference_actors.append(actor)
         return self.state.set_preferences(
             customer_id,
             consents=consents,

@@ -145,7 +145,9 @@ def test_a_profile_shows_pii_only_to_roles_that_need_it(
     assert len(out["recent_decisions"]) == 1
 
 
-def test_preferences_change_only_what_is_given(client: TestClient, auth: Auth) -> None:
+def test_preferences_change_only_what_is_given(
+    client: TestClient, auth: Auth, engine: InMemoryEngine
+) -> None:
     response = client.put(
         "/v1/customers/1/preferences",
         json={"consents": {"sms": False, "email": True}, "personalisation_opt_out": True},
@@ -159,6 +161,7 @@ def test_preferences_change_only_what_is_given(client: TestClient, auth: Auth) -
         "personalisation_opt_out": True,
         "marketing_suppressed_until": None,
     }
+    assert engine.preference_actors[-1].startswith("compliance")  # the key's name is recorded
     # now only the non-personalised offer (and service messages) may be made
     out = client.post(
         "/v1/decisions", json={"customer_id": 1, "max_offers": 5}, headers=auth["engineer"]

@@ -80,14 +80,20 @@ def _print_decision(decision: Decision, lang: str) -> None:
             lines.append(f"#{extra.rank} {extra.name} ({extra.offer_id} · {extra.channel})")
         body = "\n".join(lines)
     console.print(Panel("\n".join([body, *flags]), title="千面 decision", subtitle=head))
-    table = Table(title="candidates by stage 候选权益及剔除原因")
-    for col in ("stage", "offer", "channel", "campaign", "reason / EV"):
+    table = Table(title="candidates by stage 候选权益及剔除原因 (channels merged)")
+    for col in ("stage", "offer", "channels", "campaign", "reason / EV"):
         table.add_column(col)
+    rows: dict[tuple[str, str, str, str], list[str]] = {}
     for c in decision.candidates:
         stage = c.removed_by or "presented"
-        label = f"{_STAGE_ZH.get(stage, '推荐')} {stage}" if lang == "zh" else stage
         note = c.reason or (f"EV ¥{c.expected_value:,.2f}" if c.expected_value is not None else "")
-        table.add_row(label, c.offer_id, c.channel, c.campaign_id or "-", note)
+        rows.setdefault((stage, c.offer_id, c.campaign_id or "-", note), []).append(c.channel)
+    order = {s: i for i, s in enumerate(("presented", *_STAGE_ZH))}
+    for (stage, offer, campaign, note), channels in sorted(
+        rows.items(), key=lambda kv: (order.get(kv[0][0], 99), kv[0][1])
+    ):
+        label = f"{_STAGE_ZH.get(stage, '推荐')} {stage}" if lang == "zh" else stage
+        table.add_row(label, offer, ", ".join(channels), campaign, note)
     console.print(table)
 
 

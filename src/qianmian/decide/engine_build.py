@@ -79,8 +79,6 @@ def build_engine(
         if scorer is not None
         else None
     )
-    if reason:
-        logger.warning("Decisions will use the rules only: %s", reason)
     return DecisionEngine(
         catalogue=current_catalogue(settings, store),
         state=settings.build_decision_state(),
@@ -121,7 +119,7 @@ def load_serving_state(
     table = None
     if customer_id is not None:
         table = StoreFeatureEngine(store).build(as_of, customers=[customer_id])
-        rows = features.load(table)
+        rows = features.load(table) if table.num_rows else 0  # unknown: the engine says so
         mine = [c for c in customer_states(store) if c.customer_id == customer_id]
         state.load_customers(mine)
         replay_preference_changes(store, state)

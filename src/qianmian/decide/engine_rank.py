@@ -48,6 +48,7 @@ class Ranked:
     arm: Arm = "engine"
     model_versions: dict[str, int] = field(default_factory=dict)
     reservations: list[str] = field(default_factory=list)
+    scored: bool = False  # the models scored the marketing candidates
 
 
 def _say(language: str, zh: str, en: str) -> str:
@@ -103,7 +104,7 @@ def _score(
     why: str | None = None
     if personal:
         if engine.scorer is None:
-            why = f"model unavailable: {engine.scorer_reason or 'no model loaded'}"
+            why = engine.scorer_reason or "no model loaded"
         else:
             try:
                 scores = engine.scorer.score(
@@ -115,6 +116,8 @@ def _score(
                 out.model_versions = dict(scores.model_versions)
             except ScoringUnavailable as e:
                 why = f"model unavailable: {e}"
+            else:
+                out.scored = True
     channels = engine.catalogue.channels
     for k, i in enumerate(idx):
         cand, offer = candidates[i], offers[k]
@@ -275,7 +278,14 @@ def _reserve_and_present(
         remaining = [i for i in remaining if candidates[i].kept]
         out.offers.append(
             _present(
-                engine, request, cand, option, features, len(out.offers) + 1, result.reservation_id
+                engine,
+                request,
+                cand,
+                option,
+                features,
+                len(out.offers) + 1,
+                result.reservation_id,
+                out,
             )
         )
     for i in remaining:
@@ -316,6 +326,7 @@ def _present(
     features: dict[str, Any],
     rank: int,
     reservation_id: str | None,
+    out: Ranked,
 ) -> ChosenOffer:
     lang = engine.language
     offer, treatment = option.offer, option.treatment
@@ -338,7 +349,19 @@ def _present(
         reasons.append(
             offer.applicable_when.reason_zh if lang == "zh" else offer.applicable_when.reason_en
         )
-    if not offer.service and cand.p_response is not None and cand.uplift is not None:
+    if not offer.service and not out.scored:
+        reasons.append(
+            _say(
+                lang, "规则兜底：按权益目录优先级", "rules fallback: the catalogue's priority order"
+            )
+            if out.arm == "fallback"
+            else _say(
+                lang,
+                "非个性化推荐：按全体客户的平均转化率排序",
+                "non-personalised: ranked by the average conversion rate of all customers",
+            )
+        )
+    elif not offer.service and cand.p_response is not None and cand.uplift is not None:
         reasons.append(
             _say(
                 lang,

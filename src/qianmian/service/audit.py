@@ -113,6 +113,7 @@ def change_preferences(
         consents=given.get("consents"),
         marketing_opt_out=given.get("marketing_opt_out"),
         personalisation_opt_out=given.get("personalisation_opt_out"),
+        actor=key.name,
     )
     record_change(engine.log, key, "customer.preferences", f"customer:{customer_id}", given)
     return state
@@ -121,7 +122,11 @@ def change_preferences(
 def opt_out(engine: Engine, key: ApiKey, customer_id: int) -> CustomerContactState:
     """The one-click opt-out: no more marketing for this customer; audited."""
     state = engine.set_preferences(
-        customer_id, consents=None, marketing_opt_out=True, personalisation_opt_out=None
+        customer_id,
+        consents=None,
+        marketing_opt_out=True,
+        personalisation_opt_out=None,
+        actor=key.name,
     )
     detail = {"marketing_opt_out": True}
     record_change(engine.log, key, "customer.opt_out", f"customer:{customer_id}", detail)

@@ -75,8 +75,9 @@ class Engine(Protocol):
         consents: dict[str, bool] | None,
         marketing_opt_out: bool | None,
         personalisation_opt_out: bool | None,
+        actor: str,
     ) -> CustomerContactState:
-        """Change a customer's contact preferences (only those given)."""
+        """Change a customer's contact preferences (only those given); ``actor`` is recorded."""
 
     def set_catalogue(self, catalogue: Catalogue, *, actor: str, note: str = "") -> int:
         """Adopt and save a catalogue; return its revision."""

@@ -51,7 +51,7 @@ from qianmian.decide.log.records import (
     stored_text,
     where_clause,
 )
-from qianmian.errors import StoreError
+from qianmian.errors import ConfigError, StoreError
 
 if TYPE_CHECKING:
     from qianmian.decide.configs import SQLiteLogConfig
@@ -126,6 +126,12 @@ class SQLiteDecisionLog(DecisionLog):
         flush_seconds: float = 1.0,
         busy_timeout_seconds: float = 30.0,
     ) -> None:
+        for name, value in (("batch_size", batch_size), ("flush_seconds", flush_seconds)):
+            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+                raise ConfigError(
+                    f"The '{name}' parameter of SQLiteDecisionLog must be a positive number. "
+                    f"Got {value!r} instead."
+                )
         self.path = Path(path)
         self.batch_size = batch_size
         self.flush_seconds = flush_seconds
