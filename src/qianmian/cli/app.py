@@ -58,6 +58,7 @@ def _register() -> None:
         commands_features,
         commands_identity,
         commands_models,
+        commands_policy,
         commands_profile,
         commands_segments,
         commands_store,
@@ -77,6 +78,7 @@ def _register() -> None:
     commands_models.register(app)
     commands_train.register(app)
     commands_decide.register(app)
+    commands_policy.register(app)
 
 
 _register()
