@@ -17,7 +17,9 @@ from qianmian.decide.engine import DecisionEngine
 from qianmian.decide.log.sqlite import SQLiteDecisionLog
 from qianmian.decide.profiles import load_customer_states
 from qianmian.decide.scoring import GuardedScorer, UpliftModelScorer
+from qianmian.decide.state.base import DecisionState
 from qianmian.decide.state.memory import MemoryDecisionState
+from qianmian.decide.state.redis import RedisDecisionState
 from qianmian.features.engine import StoreFeatureEngine, latest_as_of
 from qianmian.features.online import MemoryOnlineStore
 from qianmian.features.tags import TagLibrary
@@ -60,9 +62,24 @@ def decide_world(tmp_path_factory: pytest.TempPathFactory) -> DecideWorld:
 EngineFactory = Callable[..., DecisionEngine]
 
 
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.integration)])
+def state_backend(request: pytest.FixtureRequest) -> Iterator[DecisionState]:
+    """A fresh, empty decision state on each backend (Redis under a throwaway prefix)."""
+    if request.param == "memory":
+        state: DecisionState = MemoryDecisionState()
+    else:
+        url = request.getfixturevalue("redis_url")
+        state = RedisDecisionState(url, key_prefix=request.getfixturevalue("redis_prefix"))
+    yield state
+    state.close()
+
+
 @pytest.fixture()
-def make_engine(decide_world: DecideWorld, tmp_path: Path) -> Iterator[EngineFactory]:
-    """Build engines over the world: in-process state, a fresh SQLite log, the promoted model."""
+def make_engine(
+    decide_world: DecideWorld, tmp_path: Path, state_backend: DecisionState
+) -> Iterator[EngineFactory]:
+    """Build engines over the world: the state backend under test (memory, Redis), a fresh
+    SQLite log, the promoted model."""
     opened: list[DecisionEngine] = []
 
     def make(
@@ -77,7 +94,7 @@ def make_engine(decide_world: DecideWorld, tmp_path: Path) -> Iterator[EngineFac
     ) -> DecisionEngine:
         online = MemoryOnlineStore()
         online.load(decide_world.features)
-        state = state if state is not None else MemoryDecisionState()
+        state = state if state is not None else state_backend
         # each engine gets its own copy of the bank: tests write preference changes to it
         bank = tmp_path / f"bank{len(opened)}.duckdb"
         shutil.copy(decide_world.workspace / "qianmian.duckdb", bank)
@@ -107,6 +124,5 @@ def make_engine(decide_world: DecideWorld, tmp_path: Path) -> Iterator[EngineFac
     yield make
     for engine in opened:
         engine.log.close()
-        engine.state.close()
         if engine.store is not None:
             engine.store.close()

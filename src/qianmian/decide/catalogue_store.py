@@ -14,7 +14,7 @@ compared. The same code runs on DuckDB and on PostgreSQL.
 ...     repository.save(starter_catalogue(), author="ops", note="first load")
 ...     repository.current() == starter_catalogue(), store.count("offers")
 1
-(True, 18)
+(True, 20)
 """
 
 from __future__ import annotations
