@@ -45,16 +45,26 @@ __all__ = [
     "tight_catalogue",
 ]
 
-CHANNEL_CAPS = {"day": 1, "week": 2, "month": 3}  # every channel, in-app banners included
-ALL_CHANNEL_CAPS = {"day": 2, "week": 3, "month": 5}
+# Tight caps: with ~11 requests per customer a day, every day, week and month cap binds.
+CHANNEL_CAPS = {"day": 1, "week": 2, "month": 2}  # every channel, in-app banners included
+ALL_CHANNEL_CAPS = {"day": 2, "week": 3, "month": 4}
 CALL_CENTER_CAPACITY = 25
-# Offer and campaign budgets sized to run out part-way through the run.
-OFFER_BUDGETS = {"OF-INS-HEALTH": (150, None), "OF-DINING-COUPON": (None, 2_000.0)}
-CAMPAIGN_BUDGETS = {"CP-FAMILY": (None, 5_000.0), "CP-YOUTH-POINTS": (120, None)}
-# A week apart from the month: Sat and Sun of ISO week 39, then Wed 30 Sep and Thu 1 Oct of
-# week 40, so one week spans two months and every period key changes during the run.
-DAYS = (date(2026, 9, 26), date(2026, 9, 27), date(2026, 9, 30), date(2026, 10, 1))
-# Far beyond the run's simulated span (4 days), so no reservation is released by time-out
+# Offer and campaign budgets (count, CNY) sized to run out part-way through the run; the
+# always-on fund offer has none, so caps keep binding after the budgets are spent.
+OFFER_BUDGETS = {"OF-INS-HEALTH": (1_500, None), "OF-DINING-COUPON": (None, 15_000.0)}
+CAMPAIGN_BUDGETS = {"CP-FAMILY": (None, 70_000.0), "CP-YOUTH-POINTS": (500, None)}
+# Six simulated days: Fri to Sun of ISO week 39, then Wed 30 September, Thu 1 and Fri 2
+# October of week 40, so one week spans two months and every cap (day, week and month, per
+# channel and over all channels) is reached by some customer before the run ends.
+DAYS = (
+    date(2026, 9, 25),
+    date(2026, 9, 26),
+    date(2026, 9, 27),
+    date(2026, 9, 30),
+    date(2026, 10, 1),
+    date(2026, 10, 2),
+)
+# Far beyond the run's simulated span (6 days), so no reservation is released by time-out
 # while the run lasts: every contact the log shows presented still holds its counters, and
 # the log alone says what Redis must hold.
 RESERVATION_TTL_SECONDS = 30 * 86_400
@@ -66,7 +76,7 @@ _TWO_OFFERS_SHARE = 0.2
 
 
 def tight_catalogue() -> Catalogue:
-    """The starter catalogue cut to six offers with the tight limits of this module."""
+    """The starter catalogue cut to seven offers with the tight limits of this module."""
     data: dict[str, Any] = starter_catalogue().spec.model_dump(mode="json")
     keep = {
         "OF-INS-HEALTH",
@@ -74,6 +84,7 @@ def tight_catalogue() -> Catalogue:
         "OF-YOUTH-CARD",
         "OF-COBRAND-POINTS",
         "OF-DINING-COUPON",
+        "OF-WM-R4",
         "SV-LIMIT-GUIDE",
     }
     offers = [o for o in data["offers"] if o["id"] in keep]
@@ -170,7 +181,8 @@ def _decide_many(engine: DecisionEngine, config: WorkerConfig, customers: list[i
     for i in range(n):
         day = DAYS[i * len(DAYS) // n]
         ts = datetime.combine(day, datetime.min.time()) + timedelta(
-            hours=10, seconds=rng.randrange(10 * 3600)  # 10:00–20:00, outside quiet hours
+            hours=10,
+            seconds=rng.randrange(10 * 3600),  # 10:00–20:00, outside quiet hours
         )
         service = rng.random() < _SERVICE_SHARE
         engine.decide(
@@ -198,9 +210,7 @@ def run_worker(config: WorkerConfig, start: Any, results: Any) -> None:
         start.wait(timeout=300)
         began = time.perf_counter()
         with ThreadPoolExecutor(config.threads) as pool:
-            counts = pool.map(
-                lambda k: _decide_many(engine, config, ids, k), range(config.threads)
-            )
+            counts = pool.map(lambda k: _decide_many(engine, config, ids, k), range(config.threads))
             decided = sum(counts)
         deciding = time.perf_counter() - began
         engine.log.close()  # flushes: every decision is in PostgreSQL before the report

@@ -85,14 +85,14 @@ def _print_decision(decision: Decision, lang: str) -> None:
         table.add_column(col)
     rows: dict[tuple[str, str, str, str], list[str]] = {}
     for c in decision.candidates:
-        stage = c.removed_by or "presented"
+        fate: str = c.removed_by or "presented"
         note = c.reason or (f"EV ¥{c.expected_value:,.2f}" if c.expected_value is not None else "")
-        rows.setdefault((stage, c.offer_id, c.campaign_id or "-", note), []).append(c.channel)
+        rows.setdefault((fate, c.offer_id, c.campaign_id or "-", note), []).append(c.channel)
     order = {s: i for i, s in enumerate(("presented", *_STAGE_ZH))}
-    for (stage, offer, campaign, note), channels in sorted(
+    for (fate, offer, campaign, note), channels in sorted(
         rows.items(), key=lambda kv: (order.get(kv[0][0], 99), kv[0][1])
     ):
-        label = f"{_STAGE_ZH.get(stage, '推荐')} {stage}" if lang == "zh" else stage
+        label = f"{_STAGE_ZH.get(fate, '推荐')} {fate}" if lang == "zh" else fate
         table.add_row(label, offer, ", ".join(channels), campaign, note)
     console.print(table)
 

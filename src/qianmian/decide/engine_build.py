@@ -23,8 +23,8 @@ from qianmian.decide.arbitration import ArbitrationSettings
 from qianmian.decide.catalogue import Catalogue, load_catalogue, starter_catalogue
 from qianmian.decide.catalogue_store import CatalogueRepository
 from qianmian.decide.engine import DecisionEngine
-from qianmian.decide.feedback import replay_preference_changes
-from qianmian.decide.profiles import customer_states, load_customer_states
+from qianmian.decide.feedback import replay_preference_changes, with_preferences
+from qianmian.decide.profiles import customer_batches, customer_states
 from qianmian.decide.scoring import GuardedScorer, load_scorer_or_reason
 from qianmian.errors import QianmianError
 
@@ -120,7 +120,11 @@ def load_serving_state(
     if customer_id is not None:
         table = StoreFeatureEngine(store).build(as_of, customers=[customer_id])
         rows = features.load(table) if table.num_rows else 0  # unknown: the engine says so
-        mine = [c for c in customer_states(store) if c.customer_id == customer_id]
+        mine = [
+            with_preferences(store)(c)
+            for c in customer_states(store)
+            if c.customer_id == customer_id
+        ]
         state.load_customers(mine)
         replay_preference_changes(store, state)
         return LoadReport(customers=len(mine), feature_rows=rows, as_of=f"{as_of:%Y-%m-%d}")
@@ -135,10 +139,15 @@ def load_serving_state(
     if progress:
         progress("features", 1, 1)
     rows = features.load(table)
-    customers = load_customer_states(
-        store,
-        state,
-        progress=(lambda done, total: progress("customers", done, total)) if progress else None,
-    )
+    # Customers are written with their stored preference changes applied: writing the store's
+    # own columns first and replaying after would show other serving processes sharing the
+    # state an opted-out customer as opted in until the replay. The replay then applies what
+    # was recorded while loading.
+    preferences, customers = with_preferences(store), 0
+    total = store.count("customers") if progress and store.has_table("customers") else 0
+    for batch in customer_batches(store):
+        customers += state.load_customers([preferences(c) for c in batch])
+        if progress:
+            progress("customers", customers, total)
     replay_preference_changes(store, state)
     return LoadReport(customers=customers, feature_rows=rows, as_of=f"{as_of:%Y-%m-%d}")

@@ -84,7 +84,7 @@ def rank_candidates(
         )
     if use_rules and out.arm == "engine":
         out.arm = "fallback"
-    _reserve_and_present(engine, request, candidates, options, order, features, out)
+    _reserve_and_present(engine, request, candidates, options, order, features, out, problems)
     return out
 
 
@@ -216,6 +216,7 @@ def _reserve_and_present(
     order: list[int],
     features: dict[str, Any],
     out: Ranked,
+    problems: list[str],
 ) -> None:
     """Reserve down ``order`` until ``max_offers`` are presented (or the winner is held out)."""
     lang = engine.language
@@ -230,11 +231,12 @@ def _reserve_and_present(
                 ttl_seconds=engine.catalogue.contact_policy.reservation_ttl_seconds,
             )
         except StoreError as e:
-            why = _say(
-                lang, f"无法预占触达额度与预算：{e}", f"caps and budgets could not be reserved: {e}"
-            )
-            for i in remaining:
-                candidates[i].remove("capacity", why)
+            pairs = [
+                (candidates[i], options[i], a) for i, a in zip(remaining, attempts, strict=True)
+            ]
+            _present_unreserved(engine, request, pairs, features, out, e)
+            if not any(p.startswith("decision state unavailable") for p in problems):
+                problems.append(f"decision state unavailable ({e})")  # say so: flagged fallback
             return
         tried = remaining if result.index is None else remaining[: result.index]
         for i, key in zip(tried, result.blocked, strict=False):
@@ -292,6 +294,35 @@ def _reserve_and_present(
         candidates[i].remove(
             "arbitration", _say(lang, "排序低于已推荐的权益", "ranked below the offers presented")
         )
+
+
+def _present_unreserved(
+    engine: DecisionEngine,
+    request: DecisionRequest,
+    pairs: list[tuple[Candidate, _Option, Any]],
+    features: dict[str, Any],
+    out: Ranked,
+    error: StoreError,
+) -> None:
+    """The state cannot reserve: mandatory service messages that use no counter still go;
+    everything else is removed (fail closed: no cap, budget or capacity can be checked)."""
+    lang = engine.language
+    why = _say(
+        lang, f"无法预占触达额度与预算：{error}", f"caps and budgets could not be reserved: {error}"
+    )
+    shown = {o.offer_id for o in out.offers}
+    for cand, option, attempt in pairs:
+        if not cand.service or attempt.counters:
+            cand.remove("capacity", why)
+        elif len(out.offers) >= request.max_offers or cand.offer_id in shown:
+            cand.remove(
+                "arbitration",
+                _say(lang, "排序低于已推荐的权益", "ranked below the offers presented"),
+            )
+        else:
+            shown.add(cand.offer_id)
+            rank = len(out.offers) + 1
+            out.offers.append(_present(engine, request, cand, option, features, rank, None, out))
 
 
 def _attempt(

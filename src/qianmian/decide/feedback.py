@@ -13,13 +13,16 @@ state:
 
 Preference changes are written to the store's ``preference_changes`` table before the live
 state, so reloading customers from the store (a restart, a Redis flush) never undoes an
-opt-out: :func:`replay_preference_changes` applies them again after every load.
+opt-out: loading applies them to each customer before writing it (:func:`with_preferences`,
+so no other serving process ever reads the store's stale preferences), and
+:func:`replay_preference_changes` applies those recorded while loading.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -44,6 +47,7 @@ __all__ = [
     "now_china",
     "record_preferences",
     "replay_preference_changes",
+    "with_preferences",
 ]
 
 PREFERENCE_TABLE = "preference_changes"
@@ -174,19 +178,91 @@ def record_preferences(
     )
 
 
-def replay_preference_changes(store: Store, state: DecisionState) -> int:
-    """Apply every stored preference change to ``state`` in time order; return how many."""
+# A customer's net preference change: consents changed (channel → on), then the opt-outs
+# (None: unchanged). Applying the net change once never shows an intermediate state.
+_NetChange = tuple[dict[str, bool], bool | None, bool | None]
+
+
+def _net_changes(store: Store) -> tuple[int, dict[int, _NetChange]]:
+    """How many changes are stored, and each customer's net change, folded in time order."""
     if not store.has_table(PREFERENCE_TABLE):
-        return 0
+        return 0, {}
     rows = store.query(f'SELECT * FROM "{PREFERENCE_TABLE}" ORDER BY ts').to_pylist()
+    net: dict[int, _NetChange] = {}
     for row in rows:
+        consents, marketing, personalisation = net.get(int(row["customer_id"]), ({}, None, None))
+        consents = {**consents, **(json.loads(row["consents"]) if row["consents"] else {})}
+        if row["marketing_opt_out"] is not None:
+            marketing = bool(row["marketing_opt_out"])
+        if row["personalisation_opt_out"] is not None:
+            personalisation = bool(row["personalisation_opt_out"])
+        net[int(row["customer_id"])] = (consents, marketing, personalisation)
+    return len(rows), net
+
+
+def with_preferences(store: Store) -> Callable[[CustomerContactState], CustomerContactState]:
+    """A function that applies the stored preference changes to a customer read from the store.
+
+    Loading customers through it never shows a serving process (sharing the decision state)
+    the store's older consents or opt-outs, not even until :func:`replay_preference_changes`.
+
+    Parameters
+    ----------
+    store : Store
+        Holds the ``preference_changes`` table (none: customers are returned unchanged).
+
+    Returns
+    -------
+    callable
+        ``CustomerContactState`` → the same with every stored change applied, in time order.
+
+    Examples
+    --------
+    >>> from qianmian.decide.state.base import CustomerContactState
+    >>> from qianmian.decide.state.memory import MemoryDecisionState
+    >>> from qianmian.store.duckdb import DuckDBStore
+    >>> as_imported = CustomerContactState(7, frozenset({"sms", "email"}))
+    >>> with DuckDBStore(":memory:") as store:
+    ...     state = MemoryDecisionState()
+    ...     _ = state.load_customers([as_imported])
+    ...     _ = record_preferences(store, state, 7, consents={"sms": False},
+    ...                            marketing_opt_out=True, personalisation_opt_out=None, actor="app")
+    ...     loaded = with_preferences(store)(as_imported)
+    >>> sorted(loaded.consents), loaded.marketing_opt_out
+    (['email'], True)
+    """
+    _, net = _net_changes(store)
+
+    def apply(customer: CustomerContactState) -> CustomerContactState:
+        change = net.get(customer.customer_id)
+        if change is None:
+            return customer
+        consents, marketing, personalisation = change
+        on = {c for c, yes in consents.items() if yes}
+        return replace(
+            customer,
+            consents=frozenset((customer.consents | on) - (consents.keys() - on)),
+            marketing_opt_out=customer.marketing_opt_out if marketing is None else marketing,
+            personalisation_opt_out=(
+                customer.personalisation_opt_out if personalisation is None else personalisation
+            ),
+        )
+
+    return apply
+
+
+def replay_preference_changes(store: Store, state: DecisionState) -> int:
+    """Apply every stored preference change to ``state`` (each customer's net change at once);
+    return how many changes are stored."""
+    count, net = _net_changes(store)
+    for customer_id, (consents, marketing, personalisation) in net.items():
         try:
             state.set_preferences(
-                int(row["customer_id"]),
-                consents=json.loads(row["consents"]) if row["consents"] else None,
-                marketing_opt_out=row["marketing_opt_out"],
-                personalisation_opt_out=row["personalisation_opt_out"],
+                customer_id,
+                consents=consents or None,
+                marketing_opt_out=marketing,
+                personalisation_opt_out=personalisation,
             )
         except NotFoundError:
             continue  # the customer left the bank's tables since; nothing to apply
-    return len(rows)
+    return count
