@@ -16,7 +16,8 @@ from qianmian.decide.catalogue import Catalogue, starter_catalogue
 from qianmian.decide.engine import DecisionEngine
 from qianmian.decide.log.sqlite import SQLiteDecisionLog
 from qianmian.decide.profiles import load_customer_states
-from qianmian.decide.scoring import GuardedScorer, UpliftModelScorer
+from qianmian.decide.scoring import UpliftModelScorer
+from qianmian.decide.scoring_guard import GuardedScorer
 from qianmian.decide.state.base import DecisionState
 from qianmian.decide.state.memory import MemoryDecisionState
 from qianmian.decide.state.redis import RedisDecisionState

@@ -149,7 +149,8 @@ def _engine(config: WorkerConfig) -> DecisionEngine:
     import pyarrow.parquet as pq
 
     from qianmian.decide.log.postgres import PostgresDecisionLog
-    from qianmian.decide.scoring import GuardedScorer, UpliftModelScorer
+    from qianmian.decide.scoring import UpliftModelScorer
+    from qianmian.decide.scoring_guard import GuardedScorer
     from qianmian.decide.state.redis import RedisDecisionState
     from qianmian.features.online import MemoryOnlineStore
     from qianmian.features.tags import TagLibrary

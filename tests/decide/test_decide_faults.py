@@ -29,7 +29,8 @@ import pytest
 from qianmian.config import Settings, load_settings
 from qianmian.decide.engine import DecisionEngine
 from qianmian.decide.engine_build import build_engine, load_serving_state
-from qianmian.decide.scoring import GuardedScorer, Scores
+from qianmian.decide.scoring import Scores
+from qianmian.decide.scoring_guard import GuardedScorer
 from qianmian.service.app import create_app
 from qianmian.service.keys import ApiKeyStore
 from qianmian.store.base import Store

@@ -187,7 +187,7 @@ class RaisingScorer:
 def test_rules_decide_when_the_model_fails(
     make_engine: EngineFactory, decide_world: DecideWorld
 ) -> None:
-    from qianmian.decide.scoring import GuardedScorer
+    from qianmian.decide.scoring_guard import GuardedScorer
 
     engine = make_engine(
         scorer=GuardedScorer(RaisingScorer(), budget_ms=100, failures=2, reset_seconds=60)

@@ -15,13 +15,12 @@ import pytest
 from qianmian.config import load_settings
 from qianmian.decide.configs import DecideConfig
 from qianmian.decide.scoring import (
-    GuardedScorer,
     Scores,
     ScoringUnavailable,
     UpliftModelScorer,
-    circuit_breaker,
     load_scorer_or_reason,
 )
+from qianmian.decide.scoring_guard import GuardedScorer, circuit_breaker
 from qianmian.errors import ConfigError, ValidationError
 from qianmian.models.datasets import prepare_features
 from qianmian.models.pipeline import register_trained

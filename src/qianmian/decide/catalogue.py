@@ -38,14 +38,13 @@ from pydantic import ValidationError as PydanticValidationError
 
 from qianmian.data.yaml_lines import KeyPath, compose_with_lines, error_text, loc_text, nearest_path
 from qianmian.decide import catalogue_schema as schema
+from qianmian.decide.catalogue_checks import Problem, catalogue_problems
 from qianmian.decide.catalogue_schema import (
     CampaignSpec,
     CatalogueSpec,
     ChannelSpec,
     ContactPolicySpec,
     OfferSpec,
-    Problem,
-    catalogue_problems,
 )
 from qianmian.decide.rule_fields import decision_fields
 from qianmian.decide.state.base import SuppressionRules

@@ -25,7 +25,8 @@ from qianmian.decide.catalogue_store import CatalogueRepository
 from qianmian.decide.engine import DecisionEngine
 from qianmian.decide.feedback import replay_preference_changes, with_preferences
 from qianmian.decide.profiles import customer_batches, customer_states
-from qianmian.decide.scoring import GuardedScorer, load_scorer_or_reason
+from qianmian.decide.scoring import load_scorer_or_reason
+from qianmian.decide.scoring_guard import GuardedScorer
 from qianmian.errors import QianmianError
 
 if TYPE_CHECKING:

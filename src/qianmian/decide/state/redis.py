@@ -15,7 +15,7 @@ Key layout under ``key_prefix`` (``P``)::
     P:o:<key>          first_time markers (SET NX PX)
     P:b:<key>          HASH of a bandit key's successes s and failures f (HINCRBYFLOAT)
 
-Amounts are integers (see :data:`~qianmian.decide.state.memory.UNITS_PER_ONE`) rather than
+Amounts are integers (see :data:`~qianmian.decide.state.units.UNITS_PER_ONE`) rather than
 INCRBYFLOAT, so a CNY budget reserved and released a million times comes back to the cent.
 ``reserve`` is one EVALSHA: it releases a few timed-out reservations, finds the first attempt
 that fits, applies it and records it. A reservation leaves ``P:pending`` exactly once — by
@@ -46,7 +46,7 @@ from qianmian.decide.state.base import (
     ReservationAttempt,
     SuppressionRules,
 )
-from qianmian.decide.state.memory import (
+from qianmian.decide.state.units import (
     EXPIRED_PER_RESERVE,
     check_consents,
     check_outcome,
