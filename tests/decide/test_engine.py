@@ -230,15 +230,30 @@ def test_no_model_means_rules_in_priority_order(
         assert all(engine.catalogue.offer(c.offer_id).priority >= priority for c in kept_before)
 
 
+class CountingDownState(RedisDecisionState):
+    """A Redis state on a closed port that counts how often it is called."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url, timeout_seconds=0.2)
+        self.calls = 0
+
+    def customer(self, customer_id: int):  # type: ignore[no-untyped-def]
+        self.calls += 1
+        return super().customer(customer_id)
+
+
 def test_state_down_means_no_marketing(
     make_engine: EngineFactory, decide_world: DecideWorld
 ) -> None:
     engine = make_engine()
-    engine.state = RedisDecisionState("redis://127.0.0.1:6390/0", timeout_seconds=0.2)
+    engine.state = down = CountingDownState("redis://127.0.0.1:6390/0")
     for cid in customers(decide_world, 10):
         decision = engine.decide(DecisionRequest(cid, NOON))
         assert decision.fallback and "decision state unavailable" in decision.fallback_reason
         assert all(o.service for o in decision.offers)
+    # after the first failure the state is skipped for a while: no waiting on each request
+    assert down.calls == 1
+    assert "not retried for 1 s" in decision.fallback_reason
 
 
 def test_unknown_customer_and_bad_requests(make_engine: EngineFactory) -> None:

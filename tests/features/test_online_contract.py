@@ -215,6 +215,16 @@ def test_get_returns_the_batch_row_for_every_customer(
     assert online.as_of() == AS_OF
 
 
+def test_read_gives_the_vector_and_its_snapshot_time_together(
+    online: OnlineFeatureStore, feature_table: pa.Table
+) -> None:
+    assert online.read(1) == (None, None)  # nothing loaded yet
+    online.load(feature_table)
+    row = feature_table.to_pylist()[5]
+    assert online.read(row["customer_id"]) == (_features(row), AS_OF)
+    assert online.read(-5) == (None, AS_OF)
+
+
 def test_unknown_customer_is_none(online: OnlineFeatureStore, feature_table: pa.Table) -> None:
     online.load(feature_table)
     known = feature_table.column("customer_id")[0].as_py()

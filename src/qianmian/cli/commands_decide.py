@@ -158,6 +158,15 @@ def serve_command(
         str | None, typer.Option(help="Interface (default from settings: 127.0.0.1).")
     ] = None,
     port: Annotated[int | None, typer.Option(help="Port (default from settings: 8000).")] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=64,
+            help="Server processes. More than one needs Redis for the state and features and "
+            "PostgreSQL for the store, which they share.",
+        ),
+    ] = 1,
     load: Annotated[
         bool,
         typer.Option(
@@ -168,26 +177,44 @@ def serve_command(
     ] = True,
 ) -> None:
     """Serve the decision API on localhost (FastAPI; OpenAPI docs at /docs)."""
+    import os
+
     import uvicorn
 
     from qianmian.decide.engine_build import build_engine
-    from qianmian.service.app import create_app
+    from qianmian.service.serving import check_shared_backends, close_engine, server_app
 
     settings = state.settings
+    check_shared_backends(settings, workers)
     store = settings.build_store()
     engine = build_engine(settings, store=store)
     if load:
         _load_with_progress(engine)
-    app = create_app(settings, engine)
     bind_host, bind_port = host or settings.service.host, port or settings.service.port
-    console.print(f"千面 decision API on http://{bind_host}:{bind_port}  (docs: /docs)")
-    try:
-        uvicorn.run(app, host=bind_host, port=bind_port, log_level="warning", access_log=False)
-    finally:
-        engine.log.close()
-        engine.state.close()
-        engine.features.close()
-        store.close()
+    console.print(
+        f"千面 decision API on http://{bind_host}:{bind_port} with {workers} process(es) "
+        "(docs: /docs)"
+    )
+    if workers == 1:
+        uvicorn.run(
+            server_app(settings, engine, store),
+            host=bind_host,
+            port=bind_port,
+            log_level="warning",
+            access_log=False,
+        )
+        return
+    close_engine(engine, store)  # each worker process builds its own from the same settings
+    os.environ["QIANMIAN_WORKSPACE"] = str(settings.workspace)  # what the workers read
+    uvicorn.run(
+        "qianmian.service.serving:app_from_environment",
+        factory=True,
+        workers=workers,
+        host=bind_host,
+        port=bind_port,
+        log_level="warning",
+        access_log=False,
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -87,4 +87,13 @@ class DecideConfig(BaseModel):
         30.0, gt=0, description="How long an open breaker waits before trying the model again"
     )
     exploration: bool = Field(True, description="Thompson sampling over offers (else greedy)")
+    retry_seconds: float = Field(
+        1.0,
+        ge=0,
+        description="After the decision state or live features fail, how long decisions skip "
+        "them (deciding as if down) before trying again",
+    )
+    bandit_cache_seconds: float = Field(
+        1.0, ge=0, description="How long a serving process reuses the bandit's counts (0: never)"
+    )
     seed: int | None = Field(None, description="Seed of the bandit's draws (None: fresh entropy)")

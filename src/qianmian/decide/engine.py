@@ -34,6 +34,7 @@ import numpy as np
 
 from qianmian.data.schema.vocab import CONTACT_CHANNELS
 from qianmian.decide.arbitration import ArbitrationSettings
+from qianmian.decide.bandit_stats import CachedBanditStats
 from qianmian.decide.catalogue_store import CatalogueRepository
 from qianmian.decide.contact_policy import contact_reason
 from qianmian.decide.copy import CopyWriter
@@ -41,6 +42,7 @@ from qianmian.decide.decision import Candidate, Decision, DecisionRequest
 from qianmian.decide.engine_rank import Ranked, rank_candidates
 from qianmian.decide.feedback import apply_response, record_preferences
 from qianmian.decide.filters import applicability_reason, eligibility_reason, suitability_reason
+from qianmian.decide.outage import FEATURES, STATE, Outages
 from qianmian.decide.profile_view import customer_profile
 from qianmian.decide.rule_fields import TAG_PREFIX, context_row, tag_row
 from qianmian.errors import ConfigError, NotFoundError, StoreError, ValidationError
@@ -94,8 +96,12 @@ class DecisionEngine:
         bank_name: str = "千面银行",
         seed: int | None = None,
         store: Store | None = None,
+        bandit_cache_seconds: float = 1.0,
+        retry_seconds: float = 1.0,
     ) -> None:
         self.store = store
+        self.bandit_stats = CachedBanditStats(bandit_cache_seconds)
+        self.outages = Outages(retry_seconds)
         self.state = state
         self.log = log
         self.features = features
@@ -149,6 +155,7 @@ class DecisionEngine:
             log=self.log,
             catalogue=self.catalogue,
             features=self.features,
+            learned=self.bandit_stats.forget,
         )
 
     def set_preferences(
@@ -276,17 +283,25 @@ class DecisionEngine:
             raise ValidationError(f"max_offers must be between 1 and 5; got {request.max_offers}.")
 
     def _contact(self, customer_id: int) -> tuple[CustomerContactState | None, str | None]:
+        if (down := self.outages.down(STATE)) is not None:
+            return None, f"decision state unavailable ({down})"
         try:
-            return self.state.customer(customer_id), None
+            contact = self.state.customer(customer_id)
         except StoreError as e:
+            self.outages.failed(STATE, e)
             return None, f"decision state unavailable ({e})"
+        self.outages.recovered(STATE)
+        return contact, None
 
     def _features(self, customer_id: int) -> tuple[dict[str, Any] | None, str | None, str | None]:
+        if (down := self.outages.down(FEATURES)) is not None:
+            return None, None, f"live features unavailable ({down})"
         try:
-            vector = self.features.get(customer_id)
-            as_of = self.features.as_of()
+            vector, as_of = self.features.read(customer_id)
         except StoreError as e:
+            self.outages.failed(FEATURES, e)
             return None, None, f"live features unavailable ({e})"
+        self.outages.recovered(FEATURES)
         ref = f"online@{as_of:%Y-%m-%dT%H:%M}" if as_of is not None else None
         return vector, ref, None
 

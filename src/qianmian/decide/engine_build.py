@@ -94,6 +94,8 @@ def build_engine(
         bank_name=settings.bank_name,
         seed=decide.seed,
         store=store,
+        bandit_cache_seconds=decide.bandit_cache_seconds,
+        retry_seconds=decide.retry_seconds,
     )
 
 

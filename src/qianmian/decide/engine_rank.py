@@ -28,6 +28,7 @@ from qianmian.decide.bandit import ThompsonBandit, arm_key
 from qianmian.decide.control import control_period, in_control
 from qianmian.decide.decision import Arm, Candidate, ChosenOffer, DecisionRequest
 from qianmian.decide.limits import blocked_reason, contact_attempt
+from qianmian.decide.outage import STATE
 from qianmian.decide.scoring import ScoringUnavailable
 from qianmian.errors import StoreError
 
@@ -38,6 +39,7 @@ __all__ = ["Ranked", "rank_candidates"]
 
 _BANDIT = ThompsonBandit()
 _DRAWS = 200
+_RESERVE_BATCH = 4  # candidates offered to one atomic reservation
 
 
 @dataclass(slots=True)
@@ -164,7 +166,7 @@ def _marketing_order(
         bucket = str(features.get("lifecycle_stage") or "unknown")
         keys = [arm_key(c.offer_id, c.channel, bucket) for c in cands]
         try:
-            stats = engine.state.bandit_stats(keys)
+            stats = engine.bandit_stats.get(keys, engine.state.bandit_stats)
         except StoreError as e:
             problems.append(f"bandit statistics unavailable ({e})")
             stats = [(0.0, 0.0)] * len(keys)
@@ -223,26 +225,36 @@ def _reserve_and_present(
     remaining = list(order)
     presented_offers: set[str] = set()
     while remaining and len(out.offers) < request.max_offers:
-        attempts = [_attempt(engine, request, candidates[i], options[i]) for i in remaining]
+        # the next few in rank order: one round trip almost always finds one that fits, and a
+        # short list keeps the atomic script short (the rest are tried only if these are full)
+        batch = remaining[:_RESERVE_BATCH]
+        attempts = [_attempt(engine, request, candidates[i], options[i]) for i in batch]
+        down = engine.outages.down(STATE)
         try:
+            if down is not None:
+                raise StoreError(down)  # failed moments ago: do not wait for its time-out again
             result = engine.state.reserve(
                 attempts,
                 now=request.ts,
                 ttl_seconds=engine.catalogue.contact_policy.reservation_ttl_seconds,
             )
         except StoreError as e:
+            if down is None:
+                engine.outages.failed(STATE, e)
             pairs = [
-                (candidates[i], options[i], a) for i, a in zip(remaining, attempts, strict=True)
+                (candidates[i], options[i], _attempt(engine, request, candidates[i], options[i]))
+                for i in remaining
             ]
             _present_unreserved(engine, request, pairs, features, out, e)
             if not any(p.startswith("decision state unavailable") for p in problems):
                 problems.append(f"decision state unavailable ({e})")  # say so: flagged fallback
             return
-        tried = remaining if result.index is None else remaining[: result.index]
+        tried = batch if result.index is None else batch[: result.index]
         for i, key in zip(tried, result.blocked, strict=False):
             candidates[i].remove("capacity", blocked_reason(key, lang))
         if result.index is None:
-            return
+            remaining = remaining[len(batch) :]
+            continue
         winner = remaining[result.index]
         cand, option = candidates[winner], options[winner]
         remaining = remaining[result.index + 1 :]

@@ -69,8 +69,12 @@ def apply_response(
     log: DecisionLog,
     catalogue: Catalogue,
     features: OnlineFeatureStore,
+    learned: Callable[[str], None] | None = None,
 ) -> bool:
-    """Store ``response`` and act on it once; False if it was seen before."""
+    """Store ``response`` and act on it once; False if it was seen before.
+
+    ``learned`` is called with the bandit arm's key when its counts change.
+    """
     if response.response_type not in RESPONSE_OUTCOMES:
         raise ValidationError(
             f"response_type '{response.response_type}' is not one of {', '.join(RESPONSE_OUTCOMES)}."
@@ -84,7 +88,7 @@ def apply_response(
     offer = _presented(decision, response.offer_id)
     # the state's own idempotency key: a retry after a log failure still acts exactly once
     if state.first_time(f"response:{response.response_id}", _IDEMPOTENCY_SECONDS):
-        _act(response, offer, state, catalogue, features)
+        _act(response, offer, state, catalogue, features, learned)
     return log.record_response(response)
 
 
@@ -105,6 +109,7 @@ def _act(
     state: DecisionState,
     catalogue: Catalogue,
     features: OnlineFeatureStore,
+    learned: Callable[[str], None] | None,
 ) -> None:
     kind, offer_id, channel = response.response_type, offer.get("offer_id"), offer.get("channel")
     reservation = offer.get("reservation_id")
@@ -133,7 +138,10 @@ def _act(
     ):
         vector = features.get(response.customer_id) or {}
         bucket = str(vector.get("lifecycle_stage") or "unknown")
-        state.bandit_update(arm_key(offer_id, channel, bucket), *reward)
+        key = arm_key(offer_id, channel, bucket)
+        state.bandit_update(key, *reward)
+        if learned is not None:
+            learned(key)
 
 
 def record_preferences(

@@ -21,6 +21,13 @@ class ServiceConfig(BaseModel):
     api_keys_file: Path | None = Field(
         None, description="API keys (hashed) with their roles; default <workspace>/api_keys.json"
     )
+    threads: int = Field(
+        8,
+        ge=1,
+        le=256,
+        description="Threads of one server process for the blocking routes (profiles, the "
+        "decision log, responses, catalogue changes); decisions run on the event loop",
+    )
     rate_limit: str = Field(
         "2000/second",
         description="Requests allowed per API key, in the 'limits' notation (e.g. '100/minute'); "

@@ -303,6 +303,9 @@ class RedisDecisionState(DecisionState):
         try:
             yield
         except self._connection_errors as e:
+            # every pooled connection went to the same server: drop them all, so that once it
+            # is back the next call connects afresh instead of failing on each stale one
+            self._client.connection_pool.disconnect()
             raise StoreError(
                 f"Redis at {self._safe_url} cannot be reached to {doing} it ({e}). Start Redis "
                 "or set the decision state's url (QIANMIAN_STATE__URL)."

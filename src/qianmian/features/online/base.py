@@ -84,6 +84,14 @@ class OnlineFeatureStore(ABC):
     def get(self, customer_id: int) -> dict[str, Any] | None:
         """The customer's current feature vector (feature → value), or None if not loaded."""
 
+    def read(self, customer_id: int) -> tuple[dict[str, Any] | None, datetime | None]:
+        """:meth:`get` and the as-of time of the snapshot it was read from, together.
+
+        Backends override it to answer from one read (the live decision path calls it once per
+        request); the default calls :meth:`get` then :meth:`as_of`.
+        """
+        return self.get(customer_id), self.as_of()
+
     def get_many(self, customer_ids: Sequence[int]) -> list[dict[str, Any] | None]:
         """:meth:`get` for several customers: one vector (or None) per id, in order."""
         return [self.get(c) for c in customer_ids]

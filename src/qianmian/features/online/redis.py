@@ -181,6 +181,11 @@ class RedisOnlineStore(OnlineFeatureStore):
     def get(self, customer_id: int) -> dict[str, Any] | None:
         return self.get_many([customer_id])[0]
 
+    def read(self, customer_id: int) -> tuple[dict[str, Any] | None, datetime | None]:
+        with self._errors("read features from"):
+            vectors, served = self._read_batch_served([int(customer_id)])
+        return vectors[0], None if served is None else served.layout.as_of
+
     def get_many(self, customer_ids: Sequence[int]) -> list[dict[str, Any] | None]:
         out: list[dict[str, Any] | None] = []
         with self._errors("read features from"):
@@ -227,10 +232,16 @@ class RedisOnlineStore(OnlineFeatureStore):
     # -- internals -------------------------------------------------------------------------------
 
     def _read_batch(self, ids: list[int]) -> list[dict[str, Any] | None]:
+        return self._read_batch_served(ids)[0]
+
+    def _read_batch_served(
+        self, ids: list[int]
+    ) -> tuple[list[dict[str, Any] | None], _Served | None]:
+        """The vectors of ``ids`` and the snapshot they were read from (one round trip)."""
         served = self._served or self._refresh()
         for _ in range(3):
             if served is None:
-                return [None] * len(ids)
+                return [None] * len(ids), None
             version = served.version
             keys = [self._current]
             for c in ids:
@@ -251,7 +262,7 @@ class RedisOnlineStore(OnlineFeatureStore):
                     deltas = dict(zip(parts[::2], map(float, parts[1::2]), strict=True))
                     served.plan.apply(vector, deltas)
                 out.append(vector)
-            return out
+            return out, served
         raise StoreError(  # pragma: no cover - needs three reloads during one read
             f"The online snapshot in Redis at {self._safe_url} kept changing during a read; retry."
         )
