@@ -362,3 +362,21 @@ def test_health_reports_each_part(make_engine: EngineFactory) -> None:
         "catalogue": "ok",
     }
     assert make_engine(scorer=None).health()["model"] == "no model registered (test)"
+
+
+def test_settings_switch_arbitration_factors_and_exploration(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from qianmian.config import Settings
+    from qianmian.decide.engine_build import build_engine
+
+    settings = Settings(
+        workspace=tmp_path,
+        decide={"exploration": False, "arbitration": {"use_uplift": False, "use_cost": False}},
+    )
+    engine = build_engine(settings)
+    try:
+        assert not engine.exploration
+        assert (engine.arbitration.use_uplift, engine.arbitration.use_cost) == (False, False)
+        assert engine.arbitration.use_value and engine.arbitration.use_weights
+        assert engine.scorer is None and "uplift-s" in (engine.scorer_reason or "")
+    finally:
+        engine.log.close()

@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field
 
 __all__ = [
+    "ArbitrationConfig",
     "DecideConfig",
     "LogConfig",
     "MemoryStateConfig",
@@ -70,6 +71,15 @@ class PostgresLogConfig(BaseModel):
 LogConfig = Annotated[SQLiteLogConfig | PostgresLogConfig, Field(discriminator="type")]
 
 
+class ArbitrationConfig(BaseModel):
+    """Which factors of the expected incremental value rank offers (all by default)."""
+
+    use_uplift: bool = Field(True, description="Rank by uplift; False: by response propensity")
+    use_value: bool = Field(True, description="Weigh by conversion value; False: every one is 1")
+    use_cost: bool = Field(True, description="Subtract contact and incentive cost")
+    use_weights: bool = Field(True, description="Apply the offer and campaign weights (levers)")
+
+
 class DecideConfig(BaseModel):
     """How live decisions are made."""
 
@@ -87,6 +97,7 @@ class DecideConfig(BaseModel):
         30.0, gt=0, description="How long an open breaker waits before trying the model again"
     )
     exploration: bool = Field(True, description="Thompson sampling over offers (else greedy)")
+    arbitration: ArbitrationConfig = Field(default_factory=ArbitrationConfig)
     retry_seconds: float = Field(
         1.0,
         ge=0,

@@ -88,7 +88,7 @@ def build_engine(
         scorer=guarded,
         scorer_reason=reason,
         tags=TagLibrary.load(),
-        arbitration=ArbitrationSettings(),
+        arbitration=ArbitrationSettings(**decide.arbitration.model_dump()),
         exploration=decide.exploration,
         language=settings.language,
         bank_name=settings.bank_name,
