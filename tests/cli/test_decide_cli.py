@@ -34,12 +34,14 @@ def test_a_decision_is_printed_as_a_card_and_logged(workspace: Path) -> None:
         assert result.exit_code == 0, result.output
         text = " ".join(result.output.split())
         assert f"customer {customer}" in text and "candidates by stage" in text
-        if "copy:" in text:  # an offer was presented
+        # an offer was presented to someone who accepts personalised marketing: with no model
+        # registered in this workspace, the rules decided, and the card says so
+        if "copy:" in text and "非个性化" not in text:
             break
     else:
-        pytest.fail("none of 39 customers got an in-app offer")
-    # no model is registered in this workspace: the rules decided, and the card says so
-    assert "fallback: model unavailable" in text
+        pytest.fail("none of 39 customers got a personalised in-app offer")
+    assert "fallback: model uplift-s is unavailable" in text
+    assert "规则兜底" in text  # the reason names the rules
     with SQLiteDecisionLog(workspace / "decisions.db") as log:
         rows = log.decisions(customer_id=customer).to_pylist()
     assert len(rows) == 1 and rows[0]["requested_channel"] == "in_app"
