@@ -35,11 +35,13 @@ from qianmian.decide.configs import (
 from qianmian.errors import ConfigError
 from qianmian.features.online.configs import MemoryOnlineConfig, OnlineConfig
 from qianmian.service.configs import ServiceConfig
+from qianmian.stream.configs import MemoryBusConfig, StreamConfig
 
 if TYPE_CHECKING:
     from qianmian.decide.log.base import DecisionLog
     from qianmian.decide.state.base import DecisionState
     from qianmian.features.online.base import OnlineFeatureStore
+    from qianmian.stream.bus.base import EventBus
     from qianmian.store.base import Store
 
 __all__ = ["DuckDBStoreConfig", "PostgresStoreConfig", "Settings", "load_settings"]
@@ -91,6 +93,7 @@ class Settings(BaseSettings):
     decision_log: LogConfig = Field(default_factory=lambda: SQLiteLogConfig())
     decide: DecideConfig = Field(default_factory=DecideConfig)
     service: ServiceConfig = Field(default_factory=ServiceConfig)
+    stream: StreamConfig = Field(default_factory=lambda: MemoryBusConfig())
     language: Literal["zh", "en"] = Field("zh", description="Language of labels and copy")
     bank_name: str = Field("千面银行", description="Bank name used in copy and SMS signatures")
     public_data: Path | None = Field(
@@ -130,6 +133,12 @@ class Settings(BaseSettings):
         from qianmian.features.online import open_online_store
 
         return open_online_store(self.online)
+
+    def build_event_bus(self) -> EventBus:
+        """Open the configured event bus (in-process by default, or Redis Streams)."""
+        from qianmian.stream.bus import open_event_bus
+
+        return open_event_bus(self.stream)
 
     def build_decision_state(self) -> DecisionState:
         """Open the configured decision state (in-process by default, or Redis)."""

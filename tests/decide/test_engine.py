@@ -380,3 +380,32 @@ def test_settings_switch_arbitration_factors_and_exploration(tmp_path) -> None: 
         assert engine.scorer is None and "uplift-s" in (engine.scorer_reason or "")
     finally:
         engine.log.close()
+
+
+def test_a_trigger_request_sees_only_its_offers_and_its_cooldown_holds(
+    make_engine: EngineFactory, decide_world: DecideWorld
+) -> None:
+    engine = make_engine(exploration=False)
+    offers = ("OF-WM-R1", "OF-INS-HEALTH")
+    presented = 0
+    for cid in customers(decide_world, 80):
+        first, second = (
+            engine.decide(
+                DecisionRequest(
+                    cid,
+                    NOON + timedelta(minutes=k),
+                    channel="in_app",
+                    offer_ids=offers,
+                    cooldown=(f"wealth:{cid}", 86_400),
+                )
+            )
+            for k in range(2)
+        )
+        assert {c.offer_id for c in first.candidates} <= set(offers)
+        if first.offers:
+            presented += 1
+            assert not second.offers  # within the cooldown: nothing more from this trigger
+            assert any("cooldown" in (c.reason or "") for c in second.candidates)
+    assert presented > 0
+    with pytest.raises(ValidationError, match="offer_ids names OF-NOPE"):
+        engine.decide(DecisionRequest(1, NOON, offer_ids=("OF-NOPE",)))

@@ -56,7 +56,11 @@ class DecisionRequest:
     channels the customer can be reached on). ``ts`` is naive China time. ``event`` is what
     triggered the request, if anything (``{"type": "transaction", "amount": 5000.0,
     "category": "home"}``); its fields are visible to rules as ``event_type``, ``event_amount``
-    and ``event_category``. ``campaign_id`` restricts candidates to one campaign (batch runs).
+    and ``event_category``. ``campaign_id`` restricts candidates to one campaign (batch runs);
+    ``offer_ids`` to some offers (a real-time trigger's). ``request_id`` identifies the request
+    for idempotency (a trigger uses ``<event id>:<trigger id>``). ``cooldown`` is a
+    ``(key, seconds)`` pair: an offer is presented only if nothing was presented under the same
+    key in the last ``seconds`` (reserved atomically with the caps; a trigger's cooldown).
     """
 
     customer_id: int
@@ -67,6 +71,8 @@ class DecisionRequest:
     campaign_id: str | None = None
     max_offers: int = 1
     request_id: str | None = None
+    offer_ids: tuple[str, ...] | None = None
+    cooldown: tuple[str, int] | None = None
 
 
 @dataclass(slots=True)

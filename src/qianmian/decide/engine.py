@@ -279,6 +279,11 @@ class DecisionEngine:
                 f"campaign_id '{request.campaign_id}' is not in catalogue "
                 f"{self.catalogue.version}; known: {', '.join(self.catalogue.campaigns)}."
             )
+        unknown = [o for o in request.offer_ids or () if o not in self.catalogue.offers]
+        if unknown:
+            raise ValidationError(
+                f"offer_ids names {', '.join(unknown)}, not in catalogue {self.catalogue.version}."
+            )
         if not 1 <= request.max_offers <= 5:
             raise ValidationError(f"max_offers must be between 1 and 5; got {request.max_offers}.")
 
@@ -324,6 +329,8 @@ class DecisionEngine:
                 if request.campaign_id is not None and (
                     campaign is None or campaign.id != request.campaign_id
                 ):
+                    continue
+                if request.offer_ids is not None and offer.id not in request.offer_ids:
                     continue
                 personalised = (
                     treatment.personalised

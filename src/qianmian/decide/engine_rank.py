@@ -30,6 +30,7 @@ from qianmian.decide.decision import Arm, Candidate, ChosenOffer, DecisionReques
 from qianmian.decide.limits import blocked_reason, contact_attempt
 from qianmian.decide.outage import STATE
 from qianmian.decide.scoring import ScoringUnavailable
+from qianmian.decide.state.base import Counter, ReservationAttempt
 from qianmian.errors import StoreError
 
 if TYPE_CHECKING:
@@ -344,7 +345,7 @@ def _attempt(
     offer, campaign = option.offer, option.campaign
     per_channel = policy.caps.per_channel.get(cand.channel)
     channel = engine.catalogue.channels[cand.channel]
-    return contact_attempt(
+    attempt = contact_attempt(
         f"{cand.treatment_id}@{cand.campaign_id or '-'}",
         customer_id=request.customer_id,
         channel=cand.channel,
@@ -359,6 +360,11 @@ def _attempt(
         capacity_per_day=channel.capacity_per_day,
         service=cand.service,
     )
+    if request.cooldown is not None:
+        key, seconds = request.cooldown
+        counter = Counter(f"cooldown:{key}", 1.0, 1.0, int(seconds))
+        attempt = ReservationAttempt(attempt.label, (*attempt.counters, counter))
+    return attempt
 
 
 def _present(

@@ -109,6 +109,9 @@ def blocked_reason(key: str, language: str = "zh") -> str:
                 f"({'金额' if unit == 'cny' else '数量'})已用完"
             )
         return f"the {kind} {name} budget ({'CNY' if unit == 'cny' else 'count'}) is used up"
+    if parts[0] == "cooldown":
+        key = ":".join(parts[1:])
+        return f"冷却期内已推荐过 ({key})" if zh else f"in the cooldown of {key}"
     if parts[0] == "capacity":
         return (
             f"{parts[1]} 渠道当天容量已满" if zh else f"the {parts[1]} capacity for the day is used"
