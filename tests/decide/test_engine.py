@@ -409,3 +409,17 @@ def test_a_trigger_request_sees_only_its_offers_and_its_cooldown_holds(
     assert presented > 0
     with pytest.raises(ValidationError, match="offer_ids names OF-NOPE"):
         engine.decide(DecisionRequest(1, NOON, offer_ids=("OF-NOPE",)))
+
+
+def test_a_combination_is_presented_whole_under_one_cooldown(
+    make_engine: EngineFactory, decide_world: DecideWorld
+) -> None:
+    engine = make_engine(exploration=False)
+    offers = ("OF-WM-R1", "OF-INS-HEALTH")
+    pairs = 0
+    for cid in customers(decide_world, 300):
+        request = DecisionRequest(
+            cid, NOON, channel="in_app", offer_ids=offers, max_offers=2, cooldown=(f"c:{cid}", 3600)
+        )
+        pairs += len(engine.decide(request).offers) == 2
+    assert pairs > 0  # the first offer holds the cooldown; the second joins it

@@ -229,7 +229,9 @@ def _reserve_and_present(
         # the next few in rank order: one round trip almost always finds one that fits, and a
         # short list keeps the atomic script short (the rest are tried only if these are full)
         batch = remaining[:_RESERVE_BATCH]
-        attempts = [_attempt(engine, request, candidates[i], options[i]) for i in batch]
+        # a combination's cooldown is held by its first offer; the others may join it
+        first = not out.offers
+        attempts = [_attempt(engine, request, candidates[i], options[i], first) for i in batch]
         down = engine.outages.down(STATE)
         try:
             if down is not None:
@@ -339,7 +341,11 @@ def _present_unreserved(
 
 
 def _attempt(
-    engine: DecisionEngine, request: DecisionRequest, cand: Candidate, option: _Option
+    engine: DecisionEngine,
+    request: DecisionRequest,
+    cand: Candidate,
+    option: _Option,
+    with_cooldown: bool = True,
 ) -> Any:
     policy = engine.catalogue.contact_policy
     offer, campaign = option.offer, option.campaign
@@ -360,7 +366,7 @@ def _attempt(
         capacity_per_day=channel.capacity_per_day,
         service=cand.service,
     )
-    if request.cooldown is not None:
+    if request.cooldown is not None and with_cooldown:
         key, seconds = request.cooldown
         counter = Counter(f"cooldown:{key}", 1.0, 1.0, int(seconds))
         attempt = ReservationAttempt(attempt.label, (*attempt.counters, counter))
