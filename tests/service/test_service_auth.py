@@ -25,6 +25,7 @@ EXPECTED_ROLES: dict[str, set[str]] = {
     "GET /v1/decisions": {AN, C, AD},
     "GET /v1/decisions/{decision_id}": {AN, C, AD},
     "POST /v1/responses": {E, AD},
+    "POST /v1/events": {E, AD},
     "GET /v1/customers/{customer_id}/profile": {M, AN, C, AD},
     "PUT /v1/customers/{customer_id}/preferences": {E, C, AD},
     "POST /v1/customers/{customer_id}/opt-out": {E, C, AD},
@@ -49,11 +50,20 @@ RESPONSE_BODY = {
     "response_type": "clicked",
     "ts": "2026-11-11T20:17:03",
 }
+EVENT_BODY = {
+    "type": "login",
+    "event_id": "app-1",
+    "customer_id": 1,
+    "ts": "2026-11-11T20:17:03",
+}
 REQUESTS: dict[str, tuple[dict[str, Any] | None, int]] = {
     "POST /v1/decisions": ({"customer_id": 1}, 200),
     "GET /v1/decisions": (None, 200),
     "GET /v1/decisions/{decision_id}": (None, 200),
     "POST /v1/responses": (RESPONSE_BODY, 201),
+    # the shared client has no event bus: past the role check, 503 (test_service_events.py
+    # covers the 202 with a bus)
+    "POST /v1/events": (EVENT_BODY, 503),
     "GET /v1/customers/{customer_id}/profile": (None, 200),
     "PUT /v1/customers/{customer_id}/preferences": ({"consents": {"sms": False}}, 200),
     "POST /v1/customers/{customer_id}/opt-out": (None, 200),

@@ -330,7 +330,7 @@ def test_the_openapi_page_has_an_example_for_every_request_body(client: TestClie
             media = operation["requestBody"]["content"]["application/json"]
             examples = media.get("examples") or _resolve(media["schema"], spec).get("examples")
             assert examples, f"{method.upper()} {path} has no example"
-    assert bodies == 6
+    assert bodies == 7
 
 
 def test_the_openapi_page_lists_roles_and_the_key_header(client: TestClient) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
 from fastapi import APIRouter, FastAPI
@@ -28,6 +28,9 @@ from qianmian.service.keys import ApiKeyStore
 from qianmian.service.limits import RequestLimiter
 from qianmian.service.roles import ENDPOINT_ROLES, PUBLIC_ENDPOINTS
 from qianmian.service.routers import ROUTERS
+
+if TYPE_CHECKING:
+    from qianmian.stream.bus.base import EventBus
 
 __all__ = [
     "DEFAULT_KEYS_FILE",
@@ -60,6 +63,11 @@ the log). The API never answers 500.
 TAGS: list[dict[str, Any]] = [
     {"name": "decisions", "description": "Ask for a decision; read logged decisions."},
     {"name": "responses", "description": "Feed outcomes back (idempotent on response_id)."},
+    {
+        "name": "events",
+        "description": "Publish real-time events (transactions, logins, page views ...) to the "
+        "event stream; triggers turn the right moments into offers.",
+    },
     {"name": "customers", "description": "Profiles (PII masked by role), consent, opt-out."},
     {"name": "catalogue", "description": "Offers and campaigns: the policy as code."},
     {"name": "audit", "description": "Who changed what, when."},
@@ -142,7 +150,13 @@ def _openapi_with_roles(app: FastAPI) -> Callable[[], dict[str, Any]]:
     return openapi
 
 
-def create_app(settings: Settings, engine: Engine, *, keys: ApiKeyStore | None = None) -> FastAPI:
+def create_app(
+    settings: Settings,
+    engine: Engine,
+    *,
+    keys: ApiKeyStore | None = None,
+    bus: EventBus | None = None,
+) -> FastAPI:
     """Build the decision API around ``engine``.
 
     Parameters
@@ -155,6 +169,9 @@ def create_app(settings: Settings, engine: Engine, *, keys: ApiKeyStore | None =
     keys : ApiKeyStore, optional
         Default: the file ``settings.service.api_keys_file``, else
         ``<workspace>/api_keys.json``.
+    bus : EventBus, optional
+        Where ``POST /v1/events`` publishes events; without one it answers 503. The app does
+        not close it.
 
     Returns
     -------
@@ -190,6 +207,7 @@ def create_app(settings: Settings, engine: Engine, *, keys: ApiKeyStore | None =
     app.state.settings = settings
     app.state.engine = engine
     app.state.keys = keys
+    app.state.bus = bus
     app.state.limiter = RequestLimiter(settings.service.rate_limit)
     install_error_handlers(app)
     check_permissions(ROUTERS)

@@ -13,6 +13,7 @@ endpoint                                      roles, and why
 ``GET /v1/decisions``, ``…/{decision_id}``    analyst (learns from them), compliance (explains
                                               them), admin — not the channels that asked
 ``POST /v1/responses``                        engineer (channels feed outcomes back), admin
+``POST /v1/events``                           engineer (the bank's systems send events), admin
 ``GET /v1/customers/{id}/profile``            marketer, analyst, compliance, admin; PII is
                                               masked for all but :data:`UNMASKED_PII_ROLES`
 ``PUT …/preferences``, ``POST …/opt-out``     engineer (the app's settings page), compliance
@@ -63,6 +64,7 @@ ENDPOINT_ROLES: dict[str, frozenset[Role]] = {
     "GET /v1/decisions": _LOG_READ,
     "GET /v1/decisions/{decision_id}": _LOG_READ,
     "POST /v1/responses": frozenset({"engineer", "admin"}),
+    "POST /v1/events": frozenset({"engineer", "admin"}),
     "GET /v1/customers/{customer_id}/profile": frozenset(
         {"marketer", "analyst", "compliance", "admin"}
     ),

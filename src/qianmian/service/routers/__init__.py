@@ -9,6 +9,7 @@ from qianmian.service.routers import (
     campaigns,
     customers,
     decisions,
+    events,
     health,
     keys,
     offers,
@@ -20,6 +21,7 @@ __all__ = ["ROUTERS"]
 ROUTERS: tuple[APIRouter, ...] = (
     decisions.router,
     responses.router,
+    events.router,
     customers.router,
     offers.router,
     campaigns.router,
