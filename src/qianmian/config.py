@@ -41,8 +41,8 @@ if TYPE_CHECKING:
     from qianmian.decide.log.base import DecisionLog
     from qianmian.decide.state.base import DecisionState
     from qianmian.features.online.base import OnlineFeatureStore
-    from qianmian.stream.bus.base import EventBus
     from qianmian.store.base import Store
+    from qianmian.stream.bus.base import EventBus
 
 __all__ = ["DuckDBStoreConfig", "PostgresStoreConfig", "Settings", "load_settings"]
 

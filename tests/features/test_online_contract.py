@@ -261,6 +261,58 @@ def test_events_give_the_batch_features_recomputed_later(
     assert len(moved) > 60, f"the events moved only {sorted(moved)}"
 
 
+def test_apply_events_equals_applying_them_one_by_one(
+    online: OnlineFeatureStore,
+    feature_table: pa.Table,
+    events_and_later_batch: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("qianmian.features.online.redis.APPLY_BATCH", 50)  # several script calls
+    events, later = events_and_later_batch
+    known = next(iter(later))
+    batch = [
+        *events[:40],
+        events[3],  # redelivered within the batch
+        ("gone", "transactions", txn(-5, 10.0)),
+        ("old", "transactions", txn(known, 50.0, minutes=-1)),
+        *events[40:],
+        events[-1],
+    ]
+    reference = MemoryOnlineStore()
+    reference.load(feature_table)
+    expected = [reference.apply_event(*item) for item in batch]
+    online.load(feature_table)
+
+    outcomes = online.apply_events(batch)
+
+    assert outcomes == expected
+    assert outcomes.count("applied") == len(events)
+    assert {"duplicate", "unknown_customer", "before_snapshot"} <= set(outcomes)
+    for customer, expected_vector in later.items():
+        assert_vectors_equal(online.get(customer), expected_vector)
+    assert online.apply_events(events[:5]) == ["duplicate"] * 5
+    assert online.apply_events([]) == []
+
+
+def test_apply_events_refuses_a_bad_batch_whole(
+    online: OnlineFeatureStore, feature_table: pa.Table
+) -> None:
+    assert online.apply_events([("e1", "transactions", txn(1, 5.0))]) == ["no_snapshot"]
+    online.load(feature_table)
+    customer = feature_table.column("customer_id")[2].as_py()
+    base = online.get(customer)
+    batch = [
+        ("good", "transactions", txn(customer, 70.0)),
+        ("bad", "transactions", {**txn(1, 1.0), "ts": None}),
+    ]
+
+    with pytest.raises(ValidationError, match=r"Event bad .* needs its time"):
+        online.apply_events(batch)  # type: ignore[arg-type]
+
+    assert online.get(customer) == base
+    assert online.apply_events(batch[:1]) == ["applied"]
+
+
 def test_a_repeated_event_id_is_applied_once(
     online: OnlineFeatureStore, feature_table: pa.Table
 ) -> None:

@@ -62,6 +62,7 @@ def _register() -> None:
         commands_profile,
         commands_segments,
         commands_store,
+        commands_stream,
         commands_tags,
         commands_train,
         commands_world,
@@ -79,6 +80,7 @@ def _register() -> None:
     commands_train.register(app)
     commands_decide.register(app)
     commands_policy.register(app)
+    commands_stream.register(app)
 
 
 _register()

@@ -118,6 +118,44 @@ class OnlineFeatureStore(ABC):
             ``before_snapshot``: the event is older than ``as_of`` (the batch has it).
         """
 
+    def apply_events(
+        self, items: Sequence[tuple[str | int, EventSource, Mapping[str, Any]]]
+    ) -> list[EventOutcome]:
+        """Add several events, in order: the outcome of each, as :meth:`apply_event` gives it.
+
+        The result equals applying them one by one (a repeated id later in the batch is a
+        ``"duplicate"``). Every event is validated before any is applied, so a bad one leaves
+        the store unchanged. Backends override it to apply a batch in one round trip (the
+        event stream's consumer calls it once per batch); the default is a loop.
+
+        Parameters
+        ----------
+        items : sequence of (event_id, source, event)
+            As the arguments of :meth:`apply_event`.
+
+        Raises
+        ------
+        ValidationError
+            An event is malformed (nothing is applied).
+
+        Examples
+        --------
+        >>> import pyarrow as pa
+        >>> from datetime import datetime
+        >>> from qianmian.features.online import MemoryOnlineStore
+        >>> store = MemoryOnlineStore()
+        >>> store.load(pa.table({"customer_id": [7], "as_of": [datetime(2026, 8, 1)],
+        ...                      "spend_7d": [120.0]}))
+        1
+        >>> e = {"customer_id": 7, "ts": "2026-08-01 09:30", "amount": 30.0}
+        >>> store.apply_events([("t1", "transactions", e), ("t1", "transactions", e),
+        ...                     ("t2", "transactions", {**e, "customer_id": 8})])
+        ['applied', 'duplicate', 'unknown_customer']
+        """
+        for event_id, source, event in items:
+            check_event(event_id, source, event)
+        return [self.apply_event(event_id, source, event) for event_id, source, event in items]
+
     @abstractmethod
     def as_of(self) -> datetime | None:
         """The loaded snapshot's as-of time (None before the first load)."""

@@ -80,7 +80,19 @@ class MemoryOnlineStore(OnlineFeatureStore):
     def apply_event(
         self, event_id: str | int, source: EventSource, event: Mapping[str, Any]
     ) -> EventOutcome:
-        key, customer, event = check_event(event_id, source, event)
+        key, customer, checked = check_event(event_id, source, event)
+        return self._apply_checked(key, customer, source, checked)
+
+    def apply_events(
+        self, items: Sequence[tuple[str | int, EventSource, Mapping[str, Any]]]
+    ) -> list[EventOutcome]:
+        checked = [(check_event(i, s, e), s) for i, s, e in items]  # all valid before any applied
+        return [self._apply_checked(key, c, s, e) for (key, c, e), s in checked]
+
+    def _apply_checked(
+        self, key: str, customer: int, source: EventSource, event: dict[str, Any]
+    ) -> EventOutcome:
+        """Apply one validated event (see :func:`check_event`)."""
         while True:
             snap = self._snapshot
             if snap is None:
