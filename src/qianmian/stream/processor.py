@@ -16,7 +16,8 @@ One :meth:`StreamProcessor.step` handles one batch read from the bus:
    ``get_many``, build each trigger row, match, and :func:`~qianmian.stream.triggers.fire`
    every matching trigger — its offer goes through the whole decision engine (consent, caps,
    budgets, suitability);
-7. keep the dead letters, **then** mark the event ids processed, **then** acknowledge.
+7. flush the decision log (the batch's trigger decisions are durable), keep the dead letters,
+   **then** mark the event ids processed, **then** acknowledge.
 
 Delivery is at least once. A crash or a backend failure anywhere before the acknowledgement
 leaves the batch pending and it is delivered again; the online store ignores an event id it
@@ -84,6 +85,7 @@ _COUNTS = (  # the counters a RunReport sums over its steps
     "stale",
     "repeated",
 )
+_LOG_RETRY_SECONDS = 5.0  # after a failed flush of the decision log, batches skip flushing
 _TIMED_ID = re.compile(r"^(\d{12,14})-\d+$")  # "<ms since epoch>-<sequence>"
 
 
@@ -198,6 +200,7 @@ class StreamProcessor:
         self.consumer = consumer
         self.batch_size = batch_size
         self.clock = clock
+        self._log_retry_at = 0.0  # monotonic time before which the log is not flushed again
         self._read_at = 0.0  # wall time of the last read
         self._feature_readers: dict[str, bool] = {}  # trigger id → its rule reads features
 
@@ -249,6 +252,8 @@ class StreamProcessor:
         self._record_responses(done, dead, report)
         dead_ids = {id(d) for d, _ in dead}
         self._fire_triggers([w for w in done if id(w.delivery) not in dead_ids], dead, report)
+        if report.fired:
+            self._flush_decisions()
         if dead:
             self.bus.dead_letter(dead)
         ledger = [w.event.event_id for w in work]  # dead ones too: never dead-lettered twice
@@ -258,6 +263,28 @@ class StreamProcessor:
         dead_ids = {id(d) for d, _ in dead}
         report.processed = sum(id(w.delivery) not in dead_ids for w in work)
         report.dead = len(dead)
+
+    def _flush_decisions(self) -> None:
+        """Make the batch's trigger decisions durable before its events are acknowledged.
+
+        The log buffers appends; a consumer killed after acknowledging would otherwise lose
+        the decisions of batches it had finished (their claims stand, so they are never
+        redone). If the log cannot write now it keeps them (PostgreSQL: spooled) and the
+        stream goes on: holding it back would stop every trigger while the log is down. After
+        a failure, batches do not wait on the log again for ``_LOG_RETRY_SECONDS``.
+        """
+        if time.monotonic() < self._log_retry_at:
+            return
+        try:
+            self.engine.log.flush()
+        except StoreError as e:
+            self._log_retry_at = time.monotonic() + _LOG_RETRY_SECONDS
+            logger.warning(
+                "Consumer %s could not flush the decision log (%s); its decisions stay buffered "
+                "and are written when the log recovers.",
+                self.consumer,
+                e,
+            )
 
     def _new_only(self, work: list[_Work], report: StepReport) -> list[_Work]:
         """Drop events already in the ledger and repeats within the batch."""
