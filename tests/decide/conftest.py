@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 
-import pyarrow as pa
 import pytest
 
 from qianmian.config import load_settings
@@ -19,58 +16,27 @@ from qianmian.decide.profiles import load_customer_states
 from qianmian.decide.scoring import UpliftModelScorer
 from qianmian.decide.scoring_guard import GuardedScorer
 from qianmian.decide.state.base import DecisionState
-from qianmian.decide.state.memory import MemoryDecisionState
-from qianmian.decide.state.redis import RedisDecisionState
-from qianmian.features.engine import StoreFeatureEngine, latest_as_of
 from qianmian.features.online import MemoryOnlineStore
 from qianmian.features.tags import TagLibrary
-from qianmian.models.pipeline import register_trained
-from qianmian.models.registry import ModelRegistry
-from qianmian.models.train import train_uplift
-from qianmian.world import BANK_TABLES, World, WorldConfig
+from small_bank import STATE_BACKENDS, SmallBank, build_small_bank, open_state
 
-# Small trees that always see the sent indicator, so the S-learner's uplift is not all zero.
-FAST_PARAMS = {"n_estimators": 60, "min_child_samples": 20, "num_leaves": 15, "colsample_bytree": 1}
-
-
-@dataclass(frozen=True)
-class DecideWorld:
-    """A generated bank in an embedded store, its latest features and a promoted uplift-s."""
-
-    workspace: Path
-    as_of: datetime
-    features: pa.Table
-    registry: ModelRegistry
+DecideWorld = SmallBank  # the fixture's type
 
 
 @pytest.fixture(scope="session")
-def decide_world(tmp_path_factory: pytest.TempPathFactory) -> DecideWorld:
+def decide_world(tmp_path_factory: pytest.TempPathFactory) -> SmallBank:
     """1,500 customers over 8 months (read-only; ~5 s with the model)."""
     ws = tmp_path_factory.mktemp("decide-world")
-    world = World.generate(WorldConfig(customers=1_500, months=8, seed=5), ws, workers=1)
-    with load_settings(ws).build_store() as store:
-        for name in BANK_TABLES:
-            store.load_parquet(name, world.table_paths(name), mode="replace")
-        as_of = latest_as_of(store)
-        features = StoreFeatureEngine(store).build(as_of)
-        trained = train_uplift(store, learner="s", base_params=FAST_PARAMS)
-    registry = ModelRegistry.for_workspace(ws)
-    card = register_trained(registry, trained)
-    registry.promote(card.name, card.version)
-    return DecideWorld(ws, as_of, features, registry)
+    return build_small_bank(ws, customers=1_500, months=8, seed=5)
 
 
 EngineFactory = Callable[..., DecisionEngine]
 
 
-@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.integration)])
+@pytest.fixture(params=STATE_BACKENDS)
 def state_backend(request: pytest.FixtureRequest) -> Iterator[DecisionState]:
     """A fresh, empty decision state on each backend (Redis under a throwaway prefix)."""
-    if request.param == "memory":
-        state: DecisionState = MemoryDecisionState()
-    else:
-        url = request.getfixturevalue("redis_url")
-        state = RedisDecisionState(url, key_prefix=request.getfixturevalue("redis_prefix"))
+    state = open_state(request)
     yield state
     state.close()
 

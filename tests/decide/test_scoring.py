@@ -27,9 +27,8 @@ from qianmian.models.pipeline import register_trained
 from qianmian.models.registry import ModelRegistry
 from qianmian.models.train import TrainedModel, train_uplift
 from qianmian.world import BANK_TABLES, World, WorldConfig
+from small_bank import FAST_PARAMS
 
-# Small trees that always see the sent indicator, so the S-learner's uplift is not all zero.
-FAST_PARAMS = {"n_estimators": 60, "min_child_samples": 20, "num_leaves": 15, "colsample_bytree": 1}
 CHANNELS = ("app_push", "sms")
 
 
